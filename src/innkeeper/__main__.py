@@ -1,0 +1,3 @@
+from innkeeper.cli import main
+
+main()

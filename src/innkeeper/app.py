@@ -1,0 +1,104 @@
+"""create_app(settings) -> the ASGI app: routes, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Route
+
+from innkeeper import __version__, worker
+from innkeeper.core.clock import Clock, SystemClock
+from innkeeper.core.config import Settings
+from innkeeper.core.db import create_engine, in_transaction, session_factory
+from innkeeper.core.errors import InnkeeperError
+from innkeeper.core.runtime import Runtime
+from innkeeper.guests.api import router as guests_router
+from innkeeper.http.cors import CORSMiddleware
+from innkeeper.http.errors import rest_error, rest_error_for
+from innkeeper.http.responses import json_response
+from innkeeper.sessions.api import router as sessions_router
+from innkeeper.stream.api import routes as stream_routes
+from innkeeper.tenant import service as tenant
+from innkeeper.tenant.api import router as tenant_router
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers and reaches its database."""
+    runtime: Runtime = request.app.state.runtime
+    async with runtime.sessions() as session:
+        await tenant.get_tenant(session)
+    return json_response({"status": "OK", "version": __version__})
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: bool = False) -> FastAPI:
+    """Build the application. The database must already be migrated."""
+    engine = create_engine(settings.async_database_url)
+    runtime = Runtime(settings=settings, engine=engine, sessions=session_factory(engine), clock=clock or SystemClock())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def boot(session: AsyncSession) -> tenant.Bootstrap:
+            return await tenant.bootstrap(session, settings, clock=runtime.clock)
+
+        result = await in_transaction(runtime.sessions, boot)
+        runtime.client_key = result.client_key
+        app.state.bootstrap = result
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(runtime, stop)) if run_workers else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Innkeeper",
+        version=__version__,
+        description="Sitecore CDP / Personalize compatible customer data platform.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.router.routes[:0] = [*stream_routes(), Route("/healthz", healthz, methods=["GET"])]
+    app.include_router(tenant_router)
+    app.include_router(guests_router)
+    app.include_router(sessions_router)
+    _error_handlers(app)
+    app.add_middleware(CORSMiddleware)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InnkeeperError)
+    async def domain_error(request: Request, exc: InnkeeperError) -> Response:
+        status, body = rest_error_for(exc)
+        headers = {"WWW-Authenticate": 'Basic realm="innkeeper"'} if status == 401 else None
+        return json_response(body, status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+            problems.append(f"{location}: {error.get('msg', 'invalid')}")
+        return json_response(rest_error(400, developer_message="; ".join(problems)[:2000]), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return json_response(rest_error(exc.status_code), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return json_response(rest_error(500), 500)

@@ -1,0 +1,1 @@
+"""Outbound side effects: the outbox and (later) email/webhook senders."""

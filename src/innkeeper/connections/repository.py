@@ -1,0 +1,36 @@
+"""Every SQL statement of the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.connections.models import OutboxMessage
+
+
+class OutboxRepository:
+    """Outbox rows."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_once(self, *, topic: str, key: str, payload: dict[str, Any], now: datetime) -> None:
+        exists = await self.session.execute(
+            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+        )
+        if exists.first() is not None:
+            return
+        self.session.add(
+            OutboxMessage(
+                topic=topic, idempotency_key=key, payload=payload, created_at=now, available_at=now, attempts=0
+            )
+        )
+
+    async def pending(self, topic: str | None) -> list[OutboxMessage]:
+        stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None)).order_by(OutboxMessage.id)
+        if topic is not None:
+            stmt = stmt.where(OutboxMessage.topic == topic)
+        return list((await self.session.execute(stmt)).scalars())

@@ -1,0 +1,1 @@
+"""Shared building blocks; depends on nothing else in innkeeper."""

@@ -1,0 +1,104 @@
+"""Settings: one typed object built once per process from ``INNKEEPER_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Literal, TypeVar
+
+Environment = Literal["development", "production"]
+
+
+T = TypeVar("T")
+
+
+def _setting(default: T, help: str) -> T:
+    return field(default=default, metadata={"help": help})  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process configuration. Every field has a default and help text (see docs/settings.md)."""
+
+    database_url: str = _setting(
+        "sqlite+aiosqlite:///./innkeeper.db",
+        "SQLAlchemy URL of the database; an SQLite file in the working directory by default. "
+        "postgresql:// URLs use asyncpg.",
+    )
+    environment: Environment = _setting(
+        "development",
+        "development (FORCE_CLOSE honoured, debug on, points of sale auto-created) or production.",
+    )
+    client_key: str | None = _setting(
+        None, "Bootstrap client key of the tenant; generated on first start when unset."
+    )
+    api_token: str | None = _setting(
+        None, "Bootstrap API token (admin scope); generated on first start when unset."
+    )
+    point_of_sale: str | None = _setting(
+        None, "Bootstrap default point of sale name; created when missing."
+    )
+    context_ids: tuple[str, ...] = _setting(
+        (), "Comma-separated Cloud SDK context ids accepted in production (any in development)."
+    )
+    host: str = _setting("127.0.0.1", "Address `innkeeper serve` listens on.")
+    port: int = _setting(8000, "Port `innkeeper serve` listens on.")
+    sweep_interval_seconds: float = _setting(
+        5.0, "How often the session sweeper looks for sessions past their timeout."
+    )
+    public_url: str | None = _setting(
+        None, "Base URL used in `href` fields; taken from the request when unset."
+    )
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+
+    @property
+    def production(self) -> bool:
+        """True in production mode."""
+        return self.environment == "production"
+
+    @property
+    def async_database_url(self) -> str:
+        """The database URL with an async driver."""
+        return async_url(self.database_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``INNKEEPER_*`` variables, then apply explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"INNKEEPER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.environment not in ("development", "production"):
+            raise ValueError("INNKEEPER_ENVIRONMENT must be development or production")
+        return settings
+
+
+def _convert(name: str, raw: str) -> object:
+    if name == "port":
+        return int(raw)
+    if name == "sweep_interval_seconds":
+        return float(raw)
+    if name == "context_ids":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def async_url(url: str) -> str:
+    """Map sync-style database URLs onto the async drivers we ship."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql+psycopg:", "postgresql+psycopg2:", "postgresql:", "postgres:"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg:" + url[len(prefix) :]
+    return url
+
+
+def setting_help() -> dict[str, str]:
+    """Name → help text of every setting (used by docs and their test)."""
+    return {f"INNKEEPER_{f.name.upper()}": str(f.metadata["help"]) for f in fields(Settings)}

@@ -1,0 +1,1 @@
+"""Guest profiles, browsers, identifiers and identity resolution."""

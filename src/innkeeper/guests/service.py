@@ -1,0 +1,126 @@
+"""Guests and browsers: creation, lookup, profile updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.core.clock import Clock, iso
+from innkeeper.core.ids import is_ref, new_ref
+from innkeeper.guests.errors import BrowserNotFound, GuestNotFound
+from innkeeper.guests.models import Browser, Guest, GuestIdentifier
+from innkeeper.guests.repository import GuestRepository
+
+BROWSER_NOT_FOUND = "Invalid browser id/ref specified"
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserRefs:
+    """A browser and the guest it currently belongs to."""
+
+    ref: str
+    guest_ref: str
+
+
+async def create_browser(session: AsyncSession, *, user_agent: str | None, clock: Clock) -> BrowserRefs:
+    """Create a browser and its anonymous visitor guest in one transaction."""
+    now = clock.now()
+    repo = GuestRepository(session)
+    guest = new_guest(now)
+    browser = Browser(ref=new_ref(), guest_ref=guest.ref, user_agent=_clip(user_agent, 1000), created_at=now)
+    repo.add(guest)
+    await session.flush()
+    repo.add(browser)
+    await session.flush()
+    return BrowserRefs(browser.ref, guest.ref)
+
+
+def new_guest(now: datetime, *, guest_type: str = "visitor") -> Guest:
+    """A new, empty guest row."""
+    return Guest(
+        ref=new_ref(),
+        guest_type=guest_type,
+        created_at=now,
+        modified_at=now,
+        first_seen=now,
+        last_seen=now,
+        emails=[],
+        phone_numbers=[],
+        street=[],
+    )
+
+
+async def get_browser(session: AsyncSession, ref: str, *, for_update: bool = False) -> Browser:
+    """The browser, or BrowserNotFound (the exact Sitecore message)."""
+    if not isinstance(ref, str) or not is_ref(ref):
+        raise BrowserNotFound(BROWSER_NOT_FOUND)
+    browser = await GuestRepository(session).get_browser(ref.lower(), for_update=for_update)
+    if browser is None:
+        raise BrowserNotFound(BROWSER_NOT_FOUND)
+    return browser
+
+
+async def get_guest(session: AsyncSession, ref: str, *, for_update: bool = False) -> Guest:
+    """A live guest (retired guests read as not found)."""
+    guest = await GuestRepository(session).get(ref, for_update=for_update) if is_ref(ref) else None
+    if guest is None or guest.guest_type == "retired":
+        raise GuestNotFound(
+            "The specified resource does not exist.", developer_message=f"Guest with ref {ref} was not found"
+        )
+    return guest
+
+
+async def identifiers_of(session: AsyncSession, guest_ref: str) -> list[GuestIdentifier]:
+    """The guest's identifiers."""
+    return await GuestRepository(session).identifiers_of(guest_ref)
+
+
+async def browsers_of(session: AsyncSession, guest_ref: str) -> list[Browser]:
+    """The guest's browsers."""
+    return await GuestRepository(session).browsers_of(guest_ref)
+
+
+async def seen(session: AsyncSession, guest_ref: str, browser: Browser, *, when: datetime) -> None:
+    """Record that a guest was active (called when a session opens)."""
+    guest = await GuestRepository(session).get(guest_ref)
+    if guest is not None:
+        guest.last_seen = when
+        if guest.first_seen is None:
+            guest.first_seen = when
+    browser.last_seen = when
+
+
+def guest_summary(guest: Guest, identifiers: list[GuestIdentifier]) -> dict[str, Any]:
+    """Profile fields for admin views (Sitecore field names)."""
+    return {
+        "ref": guest.ref,
+        "guestType": guest.guest_type,
+        "createdAt": iso(guest.created_at),
+        "modifiedAt": iso(guest.modified_at),
+        "firstSeen": iso(guest.first_seen),
+        "lastSeen": iso(guest.last_seen),
+        "title": guest.title,
+        "firstName": guest.first_name,
+        "lastName": guest.last_name,
+        "gender": guest.gender,
+        "dateOfBirth": guest.date_of_birth,
+        "email": guest.email,
+        "emails": list(guest.emails or []),
+        "phoneNumbers": list(guest.phone_numbers or []),
+        "street": list(guest.street or []),
+        "city": guest.city,
+        "state": guest.state,
+        "postCode": guest.post_code,
+        "country": guest.country,
+        "identifiers": [
+            {"provider": i.provider, "id": i.value, **({"expiryDate": i.expiry_date} if i.expiry_date else {})}
+            for i in identifiers
+        ],
+    }
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]

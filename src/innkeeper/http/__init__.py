@@ -1,0 +1,1 @@
+"""HTTP glue: error mapping, Sitecore error envelopes, JSONP, CORS, Basic auth."""

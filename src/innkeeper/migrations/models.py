@@ -1,0 +1,17 @@
+"""Every table, imported so Alembic sees the whole metadata."""
+
+from innkeeper.connections import models as connections_models
+from innkeeper.core.db import Base
+from innkeeper.guests import models as guests_models
+from innkeeper.orders import models as orders_models
+from innkeeper.sessions import models as sessions_models
+from innkeeper.tenant import models as tenant_models
+
+__all__ = [
+    "Base",
+    "connections_models",
+    "guests_models",
+    "orders_models",
+    "sessions_models",
+    "tenant_models",
+]

@@ -1,0 +1,1 @@
+"""Sessions, their events, cart lines and close outcomes."""

@@ -1,0 +1,101 @@
+"""Sessions and the events recorded in them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from innkeeper.core.db import Base, JSONType, UTCDateTime
+
+
+class Session(Base):
+    """A run of events of one browser on one channel and point of sale."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        # At most one OPEN session per (browser, channel, point of sale).
+        Index(
+            "uq_sessions_open_key",
+            "browser_ref",
+            "channel",
+            "point_of_sale",
+            unique=True,
+            sqlite_where=text("status = 'OPEN'"),
+            postgresql_where=text("status = 'OPEN'"),
+        ),
+        Index(
+            "ix_sessions_open_expiry",
+            "expires_at",
+            sqlite_where=text("status = 'OPEN'"),
+            postgresql_where=text("status = 'OPEN'"),
+        ),
+        Index("ix_sessions_guest_started", "guest_ref", "started_at"),
+    )
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"))
+    browser_ref: Mapped[str] = mapped_column(ForeignKey("browsers.ref"), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    point_of_sale: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    close_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    currency_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    first_page: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    last_page: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    num_events: Mapped[int] = mapped_column(Integer, default=0)
+    num_views: Mapped[int] = mapped_column(Integer, default=0)
+    num_searches: Mapped[int] = mapped_column(Integer, default=0)
+    num_adds: Mapped[int] = mapped_column(Integer, default=0)
+    num_selects: Mapped[int] = mapped_column(Integer, default=0)
+    num_confirms: Mapped[int] = mapped_column(Integer, default=0)
+    num_checkouts: Mapped[int] = mapped_column(Integer, default=0)
+    cart: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    cart_cleared: Mapped[bool] = mapped_column(default=False)
+    converted: Mapped[bool] = mapped_column(default=False)
+    cart_type: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    abandoned_revenue: Mapped[float | None] = mapped_column(Float, nullable=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    order_ref: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    utm: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    referrer: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    device: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    session_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """One received Stream/edge event, with the exact JSON that was sent."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_guest_created", "guest_ref", "created_at"),)
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    browser_ref: Mapped[str] = mapped_column(ForeignKey("browsers.ref"), index=True)
+    guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"))
+    session_ref: Mapped[str | None] = mapped_column(ForeignKey("sessions.ref"), nullable=True, index=True)
+    channel: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    point_of_sale: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    page: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    client_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processing_status: Mapped[str] = mapped_column(String(10))
+    failure_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    transport: Mapped[str] = mapped_column(String(12))
+    user_agent: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    client_requested_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    raw: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,109 @@
+"""Every SQL statement of the sessions domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.sessions.models import Event, Session
+
+
+class SessionRepository:
+    """Sessions and events."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: Session | Event) -> None:
+        self.session.add(row)
+
+    async def open_for_key(self, browser_ref: str, channel: str, pos: str) -> Session | None:
+        stmt = (
+            select(Session)
+            .where(
+                Session.browser_ref == browser_ref,
+                Session.channel == channel,
+                Session.point_of_sale == pos,
+                Session.status == "OPEN",
+            )
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def open_for_browser(self, browser_ref: str) -> list[Session]:
+        stmt = (
+            select(Session)
+            .where(Session.browser_ref == browser_ref, Session.status == "OPEN")
+            .order_by(Session.last_activity_at.desc())
+            .with_for_update()
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def latest_open_for_browser(self, browser_ref: str) -> Session | None:
+        stmt = (
+            select(Session)
+            .where(Session.browser_ref == browser_ref, Session.status == "OPEN")
+            .order_by(Session.last_activity_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def expired(self, now: datetime, limit: int) -> list[Session]:
+        stmt = (
+            select(Session)
+            .where(Session.status == "OPEN", Session.expires_at < now)
+            .order_by(Session.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def for_guest(
+        self,
+        guest_ref: str,
+        *,
+        channel: str | None,
+        cart_type: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[Session]:
+        stmt = select(Session).where(Session.guest_ref == guest_ref)
+        if channel:
+            stmt = stmt.where(Session.channel == channel)
+        if cart_type:
+            stmt = stmt.where(Session.cart_type == cart_type)
+        if start:
+            stmt = stmt.where(Session.started_at >= start)
+        if end:
+            stmt = stmt.where(Session.started_at <= end)
+        stmt = stmt.order_by(Session.started_at.desc(), Session.ref).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def events_of_sessions(self, session_refs: list[str]) -> list[Event]:
+        if not session_refs:
+            return []
+        stmt = select(Event).where(Event.session_ref.in_(session_refs)).order_by(Event.created_at, Event.ref)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def events_for_guest(
+        self, guest_ref: str, *, status: str | None, start: datetime | None, end: datetime | None, limit: int
+    ) -> list[Event]:
+        stmt = select(Event).where(Event.guest_ref == guest_ref)
+        if status:
+            stmt = stmt.where(Event.processing_status == status)
+        if start:
+            stmt = stmt.where(Event.created_at >= start)
+        if end:
+            stmt = stmt.where(Event.created_at <= end)
+        stmt = stmt.order_by(Event.created_at.desc(), Event.ref).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def get_event(self, ref: str) -> Event | None:
+        return await self.session.get(Event, ref)
+
+    async def move_guest(self, from_guest: str, to_guest: str) -> None:
+        await self.session.execute(update(Session).where(Session.guest_ref == from_guest).values(guest_ref=to_guest))
+        await self.session.execute(update(Event).where(Event.guest_ref == from_guest).values(guest_ref=to_guest))

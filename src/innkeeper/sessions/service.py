@@ -1,0 +1,314 @@
+"""Session lifecycle (spec cdp.md §5): open, append, close on timeout, cart outcome."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.connections import service as outbox
+from innkeeper.core.clock import Clock, iso
+from innkeeper.core.ids import new_ref
+from innkeeper.sessions._device import parse_user_agent
+from innkeeper.sessions.models import Event, Session
+from innkeeper.sessions.repository import SessionRepository
+
+log = logging.getLogger(__name__)
+
+CloseReason = Literal["TIMEOUT", "FORCE_CLOSE", "IDENTITY_SWITCH"]
+CartType = Literal["BROWSED", "ABANDONED", "CONVERTED"]
+SESSION_CLOSED = "session.closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PosInfo:
+    """What sessionization needs to know of a point of sale."""
+
+    name: str
+    timeout_minutes: int
+    language: str | None = None
+    currency_code: str | None = None
+
+
+def session_type(channel: str) -> str:
+    """WEB for web channels, MOBILE for apps, EMAIL for email, else the channel."""
+    if channel in ("WEB", "MOBILE_WEB"):
+        return "WEB"
+    if channel == "MOBILE_APP":
+        return "MOBILE"
+    return channel
+
+
+async def session_for_event(
+    session: AsyncSession,
+    *,
+    browser_ref: str,
+    guest_ref: str,
+    channel: str,
+    pos: PosInfo,
+    user_agent: str | None,
+    clock: Clock,
+) -> tuple[Session, bool]:
+    """The OPEN session this event belongs to, closing a stale one first (rule §5.2.2).
+
+    Returns the session and whether it was just opened.
+    """
+    repo = SessionRepository(session)
+    now = clock.now()
+    current = await repo.open_for_key(browser_ref, channel, pos.name)
+    if current is not None and now - current.last_activity_at > timedelta(minutes=pos.timeout_minutes):
+        await close(session, current, reason="TIMEOUT", clock=clock)
+        current = None
+    if current is not None:
+        if current.guest_ref != guest_ref:
+            current.guest_ref = guest_ref
+        return current, False
+    opened = Session(
+        ref=new_ref(),
+        guest_ref=guest_ref,
+        browser_ref=browser_ref,
+        channel=channel,
+        point_of_sale=pos.name,
+        status="OPEN",
+        started_at=now,
+        last_activity_at=now,
+        expires_at=now + timedelta(minutes=pos.timeout_minutes),
+        language=pos.language,
+        currency_code=pos.currency_code,
+        num_events=0,
+        num_views=0,
+        num_searches=0,
+        num_adds=0,
+        num_selects=0,
+        num_confirms=0,
+        num_checkouts=0,
+        cart=[],
+        cart_cleared=False,
+        converted=False,
+        utm={},
+        user_agent=user_agent[:1000] if user_agent else None,
+        device=parse_user_agent(user_agent),
+        session_data={},
+        created_at=now,
+        modified_at=now,
+    )
+    repo.add(opened)
+    await session.flush()
+    return opened, True
+
+
+def touch(row: Session, *, message: dict[str, Any], event_type: str, timeout_minutes: int, now: datetime) -> list[str]:
+    """Apply an event's common effects and type semantics to its session; return warnings."""
+    warnings: list[str] = []
+    row.num_events += 1
+    row.last_activity_at = now
+    row.expires_at = now + timedelta(minutes=timeout_minutes)
+    row.modified_at = now
+    language, currency = message.get("language"), message.get("currency")
+    if isinstance(language, str) and language:
+        row.language = language[:8]
+    if isinstance(currency, str) and currency:
+        row.currency_code = currency[:8]
+    if not row.utm:
+        utm = {k.lower(): v for k, v in message.items() if k.lower().startswith("utm_") and isinstance(v, str)}
+        if utm:
+            row.utm = utm
+    referrer = message.get("referrer")
+    if row.referrer is None and isinstance(referrer, str) and referrer:
+        row.referrer = referrer[:2000]
+    data = message.get("session_data")
+    if isinstance(data, dict):
+        merged = dict(row.session_data or {})
+        for key, value in data.items():
+            if isinstance(value, str | int | float | bool) or value is None:
+                merged[str(key)] = value
+            else:
+                warnings.append(f"session_data.{key}: values must be primitives")
+        row.session_data = merged
+    elif data is not None:
+        warnings.append("session_data: must be an object")
+
+    page = message.get("page")
+    if event_type == "VIEW":
+        row.num_views += 1
+        if isinstance(page, str) and page:
+            row.first_page = row.first_page or page[:2000]
+            row.last_page = page[:2000]
+    elif event_type == "SEARCH":
+        row.num_searches += 1
+    elif event_type == "SELECT":
+        row.num_selects += 1
+    elif event_type == "ADD":
+        row.num_adds += 1
+        warnings.extend(_add_to_cart(row, message.get("product"), currency))
+    elif event_type == "CONFIRM":
+        row.num_confirms += 1
+        warnings.extend(_confirm(row, message.get("product")))
+    elif event_type == "CHECKOUT":
+        row.num_checkouts += 1
+    elif event_type == "CLEAR_CART":
+        row.cart = []
+        row.cart_cleared = True
+    return warnings
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _add_to_cart(row: Session, product: Any, currency: Any) -> list[str]:
+    if not isinstance(product, dict):
+        return ["product: ADD needs a product object; no cart line"]
+    warnings = [
+        f"product.{name}: missing"
+        for name in ("type", "item_id", "name", "orderedAt", "quantity", "price", "productId", "currency")
+        if product.get(name) in (None, "")
+    ]
+    item_id, quantity, price = product.get("item_id"), product.get("quantity"), _number(product.get("price"))
+    if not isinstance(item_id, str | int) or isinstance(item_id, bool) or item_id == "":
+        return [*warnings, "product.item_id: required for a cart line; line ignored"]
+    if isinstance(quantity, bool) or not isinstance(quantity, int | float) or quantity < 0 or price is None:
+        return [*warnings, "product.quantity/price: numbers required for a cart line; line ignored"]
+    item_key = str(item_id)
+    cart = [line for line in (row.cart or []) if line["itemId"] != item_key]
+    if quantity > 0:
+        cart.append(
+            {
+                "itemId": item_key,
+                "productId": _str(product.get("productId")),
+                "name": _str(product.get("name")),
+                "type": _str(product.get("type")),
+                "referenceId": _str(product.get("referenceId")),
+                "orderedAt": _str(product.get("orderedAt")),
+                "quantity": int(quantity) if float(quantity).is_integer() else float(quantity),
+                "price": price,
+                "currency": _str(product.get("currency")) or (currency if isinstance(currency, str) else None),
+                "originalPrice": _number(product.get("originalPrice")),
+                "originalCurrencyCode": _str(product.get("originalCurrencyCode")),
+                "confirmed": False,
+            }
+        )
+    row.cart = cart
+    row.cart_cleared = False
+    return warnings
+
+
+def _confirm(row: Session, products: Any) -> list[str]:
+    if isinstance(products, dict):
+        products = [products]
+    if not isinstance(products, list):
+        return ["product: CONFIRM needs a list of {item_id}"]
+    wanted = {str(p.get("item_id")) for p in products if isinstance(p, dict) and p.get("item_id") is not None}
+    cart = [dict(line) for line in (row.cart or [])]
+    known = {line["itemId"] for line in cart}
+    for line in cart:
+        if line["itemId"] in wanted:
+            line["confirmed"] = True
+    row.cart = cart
+    return [f"product.item_id {item}: no ADD in this session" for item in sorted(wanted - known)]
+
+
+def _str(value: Any) -> str | None:
+    return value[:500] if isinstance(value, str) and value else None
+
+
+def checkout_lines(row: Session) -> list[dict[str, Any]]:
+    """The lines a converting checkout turns into order items: confirmed ones, else all."""
+    lines = list(row.cart or [])
+    confirmed = [line for line in lines if line.get("confirmed")]
+    return confirmed or lines
+
+
+def mark_converted(row: Session, *, order_ref: str, value: float | None) -> None:
+    """The session placed an order: it converts and its cart is emptied."""
+    row.converted = True
+    row.order_ref = order_ref
+    row.value = value
+    row.cart = []
+
+
+def cart_outcome(row: Session) -> tuple[CartType, float | None]:
+    """CONVERTED, else ABANDONED with the revenue left in the cart, else BROWSED (§5.4)."""
+    if row.converted:
+        return "CONVERTED", None
+    lines = row.cart or []
+    if lines:
+        return "ABANDONED", round(sum(float(line["quantity"]) * float(line["price"]) for line in lines), 2)
+    return "BROWSED", None
+
+
+def duration(start: datetime, end: datetime) -> float:
+    """Minutes and seconds as ``minutes + seconds/100`` (44 min 55 s → 44.55)."""
+    total = max(0, int((end - start).total_seconds()))
+    return round(total // 60 + (total % 60) / 100, 2)
+
+
+async def close(session: AsyncSession, row: Session, *, reason: CloseReason, clock: Clock) -> None:
+    """Close a session, compute its cart outcome and write ``session.closed`` to the outbox."""
+    if row.status != "OPEN":
+        return
+    now = clock.now()
+    row.status = "CLOSED"
+    row.close_reason = reason
+    row.ended_at = row.last_activity_at if reason == "TIMEOUT" else max(now, row.last_activity_at)
+    row.cart_type, row.abandoned_revenue = cart_outcome(row)
+    row.modified_at = now
+    await session.flush()
+    await outbox.enqueue(
+        session,
+        SESSION_CLOSED,
+        key=f"{SESSION_CLOSED}:{row.ref}",
+        payload={
+            "sessionRef": row.ref,
+            "guestRef": row.guest_ref,
+            "browserRef": row.browser_ref,
+            "cartType": row.cart_type,
+            "abandonedRevenue": row.abandoned_revenue,
+            "pointOfSale": row.point_of_sale,
+            "closeReason": reason,
+            "endedAt": iso(row.ended_at),
+        },
+        clock=clock,
+    )
+    log.info("session %s closed (%s, %s)", row.ref, reason, row.cart_type)
+
+
+async def close_browser_sessions(
+    session: AsyncSession, browser_ref: str, *, reason: CloseReason, clock: Clock, guest_ref: str | None = None
+) -> list[Session]:
+    """Close every OPEN session of a browser (optionally only those of one guest)."""
+    closed = []
+    for row in await SessionRepository(session).open_for_browser(browser_ref):
+        if guest_ref is None or row.guest_ref == guest_ref:
+            await close(session, row, reason=reason, clock=clock)
+            closed.append(row)
+    return closed
+
+
+async def latest_open(session: AsyncSession, browser_ref: str) -> Session | None:
+    """The browser's most recently active OPEN session (for channel/pos inheritance)."""
+    return await SessionRepository(session).latest_open_for_browser(browser_ref)
+
+
+async def sweep(session: AsyncSession, *, clock: Clock, limit: int = 200) -> int:
+    """Close sessions idle past their timeout; safe to run in many workers at once."""
+    rows = await SessionRepository(session).expired(clock.now(), limit)
+    for row in rows:
+        await close(session, row, reason="TIMEOUT", clock=clock)
+    return len(rows)
+
+
+async def record_event(session: AsyncSession, event: Event) -> None:
+    """Store an event row."""
+    SessionRepository(session).add(event)
+    await session.flush()
+
+
+async def move_guest(session: AsyncSession, from_guest: str, *, into: str) -> None:
+    """Move every session and event of a merged guest to the surviving one."""
+    await SessionRepository(session).move_guest(from_guest, into)

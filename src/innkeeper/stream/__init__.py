@@ -1,0 +1,1 @@
+"""The Sitecore Stream API: browser/create, browser/show, event ingestion."""

@@ -1,0 +1,1 @@
+"""The deployment's tenant: client key, API tokens, settings, points of sale."""

@@ -1,0 +1,126 @@
+"""Shared fixtures: --db=sqlite|postgres, a migrated database per test, the app and its client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.app import create_app
+from innkeeper.core.config import Settings
+from innkeeper.core.runtime import Runtime
+from tests.support import database
+from tests.support.clock import FrozenClock
+
+CLIENT_KEY = "pqsTELpfrXBzxKozB0IoL4xuAT0s7WrH"
+API_TOKEN = "test-admin-token-0123456789abcdef"
+POINT_OF_SALE = "myretailsite/ireland"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default=os.environ.get("INNKEEPER_TEST_DB", "sqlite"),
+        help="database the tests run against (postgres uses INNKEEPER_TEST_DATABASE_URL)",
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    """In CI (INNKEEPER_NO_SKIP=1) a skipped test is a failure: nothing may silently not run."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("INNKEEPER_NO_SKIP") == "1" and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but INNKEEPER_NO_SKIP=1 forbids skips: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def db_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.config.getoption("--db")
+    return kind
+
+
+@pytest.fixture(scope="session")
+def _template(db_kind: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+    """Migrate once per xdist worker: an SQLite template file or a PostgreSQL database."""
+    if db_kind == "sqlite":
+        return str(database.sqlite_template(tmp_path_factory.mktemp("template")))
+    admin = os.environ.get("INNKEEPER_TEST_DATABASE_URL", DEFAULT_PG)
+    try:
+        return database.postgres_database(admin, f"innkeeper_test_{worker_id}")
+    except OSError as exc:
+        pytest.skip(f"PostgreSQL unreachable at {admin} ({exc}); start it or set INNKEEPER_TEST_DATABASE_URL")
+
+
+@pytest.fixture
+def db_url(db_kind: str, _template: str, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database for this test."""
+    if db_kind == "sqlite":
+        yield database.sqlite_copy(Path(_template), tmp_path)
+    else:
+        asyncio.run(database.truncate(_template))
+        yield _template
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def environment() -> str:
+    """Override in a test module to run the app in production mode."""
+    return "development"
+
+
+@pytest.fixture
+def settings(db_url: str, environment: str) -> Settings:
+    return Settings(
+        database_url=db_url,
+        environment=environment,  # type: ignore[arg-type]
+        client_key=CLIENT_KEY,
+        api_token=API_TOKEN,
+        point_of_sale=POINT_OF_SALE,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def runtime(app: FastAPI) -> Runtime:
+    rt: Runtime = app.state.runtime
+    return rt
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def admin_auth() -> tuple[str, str]:
+    return (CLIENT_KEY, API_TOKEN)
+
+
+@pytest.fixture
+async def db(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """A session for inspecting what the app stored (tests only read through it)."""
+    async with runtime.sessions() as session:
+        yield session

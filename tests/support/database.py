@@ -1,0 +1,76 @@
+"""Test databases built from the migrations: an SQLite template file or a PostgreSQL database per worker."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlalchemy as sa
+
+from innkeeper import migrations
+
+TABLES_IN_DELETE_ORDER = (
+    "events",
+    "sessions",
+    "order_items",
+    "orders",
+    "guest_identifiers",
+    "browsers",
+    "guests",
+    "outbox",
+    "api_tokens",
+    "points_of_sale",
+    "tenant",
+)
+
+
+def sqlite_template(directory: Path) -> Path:
+    """Migrate an SQLite file once; tests copy it."""
+    path = directory / "template.db"
+    if not path.exists():
+        migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+def sqlite_copy(template: Path, directory: Path) -> str:
+    """A fresh copy of the migrated template."""
+    target = directory / "innkeeper.db"
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL with another database name."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def postgres_database(admin_url: str, name: str) -> str:
+    """(Re)create a database named ``name`` on the server and migrate it."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def recreate() -> None:
+        engine = create_async_engine(admin_url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(recreate())
+    url = with_database(admin_url, name)
+    migrations.upgrade(url)
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def truncate(url: str) -> None:
+    """Empty every table (PostgreSQL), keeping the migrated schema."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(url, poolclass=NullPool)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("TRUNCATE " + ", ".join(TABLES_IN_DELETE_ORDER) + " RESTART IDENTITY CASCADE"))
+    await engine.dispose()
