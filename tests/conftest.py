@@ -51,15 +51,19 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def _template(db_kind: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+def _template(db_kind: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
     """Migrate once per xdist worker: an SQLite template file or a PostgreSQL database."""
     if db_kind == "sqlite":
-        return str(database.sqlite_template(tmp_path_factory.mktemp("template")))
+        yield str(database.sqlite_template(tmp_path_factory.mktemp("template")))
+        return
     admin = os.environ.get("INNKEEPER_TEST_DATABASE_URL", DEFAULT_PG)
+    name = f"innkeeper_test_{worker_id}_{os.getpid()}"
     try:
-        return database.postgres_database(admin, f"innkeeper_test_{worker_id}")
+        url = database.postgres_database(admin, name)
     except OSError as exc:
         pytest.skip(f"PostgreSQL unreachable at {admin} ({exc}); start it or set INNKEEPER_TEST_DATABASE_URL")
+    yield url
+    database.drop_database(admin, name)
 
 
 @pytest.fixture
@@ -109,9 +113,18 @@ def runtime(app: FastAPI) -> Runtime:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks={"response": [_never_500]}
+    ) as c:
         yield c
+
+
+async def _never_500(response: httpx.Response) -> None:
+    """No request in the suite may ever get a 500: an expected failure is never a server error."""
+    if response.status_code >= 500:
+        await response.aread()
+        raise AssertionError(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
 
 
 @pytest.fixture

@@ -74,3 +74,18 @@ async def truncate(url: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(sa.text("TRUNCATE " + ", ".join(TABLES_IN_DELETE_ORDER) + " RESTART IDENTITY CASCADE"))
     await engine.dispose()
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop a test database at the end of the session."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def drop() -> None:
+        engine = create_async_engine(admin_url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+    asyncio.run(drop())
