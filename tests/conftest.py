@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -72,7 +71,7 @@ def db_url(db_kind: str, _template: str, tmp_path: Path) -> Iterator[str]:
     if db_kind == "sqlite":
         yield database.sqlite_copy(Path(_template), tmp_path)
     else:
-        asyncio.run(database.truncate(_template))
+        database.run_sync(lambda: database.truncate(_template))
         yield _template
 
 

@@ -16,23 +16,20 @@ executable than the one next to the current Python.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import http.server
 import os
-import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.support.live import LiveServer, free_port
+from tests.support.live import live_server as start_live_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SDK_DIR = REPO_ROOT / "tests" / "sdk"
@@ -52,132 +49,16 @@ CHROMIUM_ARGS = [
 SETUP_HINT = "run scripts/sdk-setup.sh (needs node + npm and the npm registry)"
 CHROMIUM_HINT = f"install Chromium: apt-get install -y chromium; then {SETUP_HINT}"
 BUNDLES = ("dist/engage.js", "dist/cloudsdk.js")
-STARTUP_TIMEOUT_S = 30.0
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def innkeeper_bin() -> str:
-    override = os.environ.get("INNKEEPER_BIN")
-    if override:
-        return override
-    beside = Path(sys.executable).parent / "innkeeper"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("innkeeper")
-    if found:
-        return found
-    pytest.fail("the innkeeper executable was not found (pip install -e . into the venv)")
-
-
-@dataclasses.dataclass(frozen=True)
-class LiveServer:
-    base_url: str
-    client_key: str
-    api_token: str
-    pos: str
-    log_path: Path
-
-    def admin(self) -> httpx.Client:
-        """An httpx client for the admin API (Basic: client key / API token)."""
-        return httpx.Client(
-            base_url=self.base_url, auth=(self.client_key, self.api_token), timeout=10.0
-        )
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "<no server log>"
-
-
-def _fallback_db_url(tmp_path: Path, env: dict[str, str]) -> str:
-    """An empty, migrated SQLite database (used only when no root ``db_url`` fixture exists)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'innkeeper.db'}"
-    proc = subprocess.run(
-        [innkeeper_bin(), "db", "upgrade"],
-        env={**env, "INNKEEPER_DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            f"`innkeeper db upgrade` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return url
-
-
-# --------------------------------------------------------------------------- server
-
-
 @pytest.fixture
-def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """Run ``innkeeper serve`` on a free port with a fresh database; yield its coordinates."""
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")}
-    try:
-        db_url = str(request.getfixturevalue("db_url"))
-    except pytest.FixtureLookupError:
-        db_url = _fallback_db_url(tmp_path, base_env)
-
-    port = free_port()
-    client_key = secrets.token_hex(16)  # 32 characters, like a Sitecore client key
-    api_token = secrets.token_hex(16)
-    pos = "sdkstore/ireland"
-    env = {
-        **base_env,
-        "INNKEEPER_DATABASE_URL": db_url,
-        "INNKEEPER_CLIENT_KEY": client_key,
-        "INNKEEPER_API_TOKEN": api_token,
-        "INNKEEPER_POINT_OF_SALE": pos,
-        "INNKEEPER_ENVIRONMENT": "development",
-    }
-    log_path = tmp_path / "innkeeper-serve.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [innkeeper_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", client_key, api_token, pos, log_path)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"innkeeper serve exited with {proc.returncode} before becoming ready:\n"
-                    + server.log_tail()
-                )
-            try:
-                if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"innkeeper serve not ready (GET /healthz != 200) after "
-                    f"{STARTUP_TIMEOUT_S}s:\n{server.log_tail()}"
-                )
-            time.sleep(0.1)
+    with start_live_server(db_url, tmp_path) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        log.close()
 
 
 # --------------------------------------------------------------------------- SDK files

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -23,6 +27,24 @@ TABLES_IN_DELETE_ORDER = (
     "points_of_sale",
     "tenant",
 )
+
+
+def run_sync(factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine to completion in a fresh thread (a loop may already run in this one,
+    e.g. Playwright's sync API)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(factory())
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 def sqlite_template(directory: Path) -> Path:
@@ -48,8 +70,6 @@ def with_database(url: str, name: str) -> str:
 
 def postgres_database(admin_url: str, name: str) -> str:
     """(Re)create a database named ``name`` on the server and migrate it."""
-    import asyncio
-
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async def recreate() -> None:
@@ -59,7 +79,7 @@ def postgres_database(admin_url: str, name: str) -> str:
             await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         await engine.dispose()
 
-    asyncio.run(recreate())
+    run_sync(recreate)
     url = with_database(admin_url, name)
     migrations.upgrade(url)
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -78,8 +98,6 @@ async def truncate(url: str) -> None:
 
 def drop_database(admin_url: str, name: str) -> None:
     """Drop a test database at the end of the session."""
-    import asyncio
-
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async def drop() -> None:
@@ -88,4 +106,4 @@ def drop_database(admin_url: str, name: str) -> None:
             await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await engine.dispose()
 
-    asyncio.run(drop())
+    run_sync(drop)
