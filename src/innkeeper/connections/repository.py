@@ -18,9 +18,7 @@ class OutboxRepository:
         self.session = session
 
     async def insert_once(self, *, topic: str, key: str, payload: dict[str, Any], now: datetime) -> None:
-        exists = await self.session.execute(
-            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
-        )
+        exists = await self.session.execute(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
         if exists.first() is not None:
             return
         self.session.add(

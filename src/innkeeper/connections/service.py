@@ -10,9 +10,7 @@ from innkeeper.connections.repository import OutboxRepository
 from innkeeper.core.clock import Clock
 
 
-async def enqueue(
-    session: AsyncSession, topic: str, *, key: str, payload: dict[str, Any], clock: Clock
-) -> None:
+async def enqueue(session: AsyncSession, topic: str, *, key: str, payload: dict[str, Any], clock: Clock) -> None:
     """Write an outbox message; the same ``key`` is only ever written once."""
     await OutboxRepository(session).insert_once(topic=topic, key=key, payload=payload, now=clock.now())
 

@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 
 def _setting(default: T, help: str) -> T:
-    return field(default=default, metadata={"help": help})  # type: ignore[no-any-return]
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +30,9 @@ class Settings:
         "development",
         "development (FORCE_CLOSE honoured, debug on, points of sale auto-created) or production.",
     )
-    client_key: str | None = _setting(
-        None, "Bootstrap client key of the tenant; generated on first start when unset."
-    )
-    api_token: str | None = _setting(
-        None, "Bootstrap API token (admin scope); generated on first start when unset."
-    )
-    point_of_sale: str | None = _setting(
-        None, "Bootstrap default point of sale name; created when missing."
-    )
+    client_key: str | None = _setting(None, "Bootstrap client key of the tenant; generated on first start when unset.")
+    api_token: str | None = _setting(None, "Bootstrap API token (admin scope); generated on first start when unset.")
+    point_of_sale: str | None = _setting(None, "Bootstrap default point of sale name; created when missing.")
     context_ids: tuple[str, ...] = _setting(
         (), "Comma-separated Cloud SDK context ids accepted in production (any in development)."
     )
@@ -47,9 +41,7 @@ class Settings:
     sweep_interval_seconds: float = _setting(
         5.0, "How often the session sweeper looks for sessions past their timeout."
     )
-    public_url: str | None = _setting(
-        None, "Base URL used in `href` fields; taken from the request when unset."
-    )
+    public_url: str | None = _setting(None, "Base URL used in `href` fields; taken from the request when unset.")
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
 
     @property
@@ -63,7 +55,7 @@ class Settings:
         return async_url(self.database_url)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
         """Build settings from ``INNKEEPER_*`` variables, then apply explicit overrides."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

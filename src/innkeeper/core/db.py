@@ -66,9 +66,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One connection: SQLite has one writer anyway, and funnelling every transaction
         # through it avoids SQLITE_BUSY between our own requests.
-        engine = create_async_engine(
-            url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60
-        )
+        engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
         _sqlite_pragmas(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -18,6 +18,8 @@ from innkeeper.sessions.repository import SessionRepository
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Event", "PosInfo", "Session"]  # rows other domains handle (built and read here)
+
 CloseReason = Literal["TIMEOUT", "FORCE_CLOSE", "IDENTITY_SWITCH"]
 CartType = Literal["BROWSED", "ABANDONED", "CONVERTED"]
 SESSION_CLOSED = "session.closed"

@@ -138,5 +138,7 @@ async def guest_events(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """The debug event viewer: the guest's events, newest first."""
-    rows = await SessionRepository(session).events_for_guest(guest_ref, status=status, start=start, end=end, limit=limit)
+    rows = await SessionRepository(session).events_for_guest(
+        guest_ref, status=status, start=start, end=end, limit=limit
+    )
     return [event_record(r, include_raw=include_raw) for r in rows]

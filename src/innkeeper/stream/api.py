@@ -12,9 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from innkeeper.core.auth import same
+from innkeeper.core.db import in_transaction
 from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
-from innkeeper.core.db import in_transaction
 from innkeeper.guests import service as guests
 from innkeeper.http.errors import status_of, stream_error
 from innkeeper.http.jsonp import InvalidCallback, callback_name
@@ -166,9 +166,7 @@ async def _ingest(
         return await service.ingest(session, ctx, message, raw=raw, clock=runtime.clock)
 
     accepted = await in_transaction(runtime.sessions, work)
-    return 201, _ok(
-        runtime, ref=accepted.browser_ref, customer_ref=accepted.guest_ref, event_ref=accepted.event_ref
-    )
+    return 201, _ok(runtime, ref=accepted.browser_ref, customer_ref=accepted.guest_ref, event_ref=accepted.event_ref)
 
 
 async def event_create(request: Request) -> Response:

@@ -15,7 +15,7 @@ from innkeeper.guests import service as guests
 from innkeeper.orders import service as orders
 from innkeeper.sessions import service as sessions
 from innkeeper.sessions.errors import ForceCloseNotAllowed
-from innkeeper.sessions.models import Event
+from innkeeper.sessions.service import Event
 from innkeeper.stream.errors import InvalidExt, MissingAttribute, UnparseableMessage
 from innkeeper.tenant import service as tenant
 
@@ -92,9 +92,7 @@ def _text(message: dict[str, Any], key: str, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
-async def ingest(
-    session: AsyncSession, ctx: StreamContext, message: Any, *, raw: str, clock: Clock
-) -> Accepted:
+async def ingest(session: AsyncSession, ctx: StreamContext, message: Any, *, raw: str, clock: Clock) -> Accepted:
     """Validate and store one event, updating its session, cart, identity and orders.
 
     Runs inside the caller's transaction; the response must only be sent after commit.
@@ -209,7 +207,9 @@ async def _process(
         await guests.seen(session, browser.guest_ref, browser, when=clock.now())
     event.session_ref = row.ref
     outcome.warnings.extend(
-        sessions.touch(row, message=message, event_type=event_type, timeout_minutes=pos.timeout_minutes, now=clock.now())
+        sessions.touch(
+            row, message=message, event_type=event_type, timeout_minutes=pos.timeout_minutes, now=clock.now()
+        )
     )
     if event_type == "CHECKOUT":
         outcome.warnings.extend(await _checkout(session, message, row, event, clock=clock))
@@ -222,7 +222,9 @@ async def _process(
     return outcome
 
 
-async def _checkout(session: AsyncSession, message: dict[str, Any], row: Any, event: Event, *, clock: Clock) -> list[str]:
+async def _checkout(
+    session: AsyncSession, message: dict[str, Any], row: Any, event: Event, *, clock: Clock
+) -> list[str]:
     reference_id = message.get("reference_id")
     status = message.get("status")
     status = status.upper() if isinstance(status, str) else "PURCHASED"

@@ -129,7 +129,7 @@ class TokenOut(BaseModel):
         return cls(
             id=row.id,
             label=row.label,
-            scope=row.scope,  # type: ignore[arg-type]
+            scope=row.scope,
             createdAt=iso(row.created_at),
             lastUsedAt=iso(row.last_used_at),
         )

@@ -93,9 +93,7 @@ async def get_tenant(session: AsyncSession) -> Tenant:
     return tenant
 
 
-async def authenticate(
-    session: AsyncSession, client_key: str, token: str, *, needs: Scope, clock: Clock
-) -> ApiToken:
+async def authenticate(session: AsyncSession, client_key: str, token: str, *, needs: Scope, clock: Clock) -> ApiToken:
     """Check Basic credentials (client key + API token) and the token's scope."""
     tenant = await get_tenant(session)
     if client_key != tenant.client_key:
@@ -104,7 +102,9 @@ async def authenticate(
     if row is None or row.revoked_at is not None:
         raise InvalidCredentials("Invalid credentials")
     if _RANK[row.scope] < _RANK[needs]:
-        raise InsufficientScope("This API token does not have the required scope", developer_message=f"requires {needs}")
+        raise InsufficientScope(
+            "This API token does not have the required scope", developer_message=f"requires {needs}"
+        )
     await TenantRepository(session).touch_token(row.id, clock.now())
     return row
 
@@ -129,7 +129,9 @@ async def revoke_token(session: AsyncSession, token_id: str, *, clock: Clock) ->
     """Revoke a token; it stops working at once."""
     row = await TenantRepository(session).get_token(token_id)
     if row is None or row.revoked_at is not None:
-        raise TokenNotFound("The specified resource does not exist.", developer_message=f"API token {token_id} was not found")
+        raise TokenNotFound(
+            "The specified resource does not exist.", developer_message=f"API token {token_id} was not found"
+        )
     row.revoked_at = clock.now()
 
 
@@ -153,9 +155,7 @@ def _validate_pos(name: str, fields: dict[str, Any]) -> None:
         raise InvalidPointOfSale("Invalid point of sale", developer_message="; ".join(problems))
 
 
-async def resolve_pos(
-    session: AsyncSession, name: str, *, auto_create: bool, clock: Clock
-) -> PointOfSale | None:
+async def resolve_pos(session: AsyncSession, name: str, *, auto_create: bool, clock: Clock) -> PointOfSale | None:
     """The named point of sale; auto-created with defaults when allowed, else None."""
     repo = TenantRepository(session)
     pos = await repo.pos_by_name(name)
@@ -186,7 +186,9 @@ async def get_point_of_sale(session: AsyncSession, name: str) -> PointOfSale:
     return pos
 
 
-async def create_point_of_sale(session: AsyncSession, name: str, *, fields: dict[str, Any], clock: Clock) -> PointOfSale:
+async def create_point_of_sale(
+    session: AsyncSession, name: str, *, fields: dict[str, Any], clock: Clock
+) -> PointOfSale:
     """Create a point of sale."""
     _validate_pos(name, fields)
     repo = TenantRepository(session)
@@ -198,7 +200,9 @@ async def create_point_of_sale(session: AsyncSession, name: str, *, fields: dict
     return pos
 
 
-async def update_point_of_sale(session: AsyncSession, name: str, *, fields: dict[str, Any], clock: Clock) -> PointOfSale:
+async def update_point_of_sale(
+    session: AsyncSession, name: str, *, fields: dict[str, Any], clock: Clock
+) -> PointOfSale:
     """Replace a point of sale's fields (the name stays)."""
     pos = await get_point_of_sale(session, name)
     _validate_pos(name, fields)
@@ -213,7 +217,9 @@ async def update_point_of_sale(session: AsyncSession, name: str, *, fields: dict
 async def delete_point_of_sale(session: AsyncSession, name: str) -> None:
     """Delete a point of sale (its sessions keep their name)."""
     if await TenantRepository(session).delete_pos(name) == 0:
-        raise PointOfSaleNotFound("The specified resource does not exist.", developer_message="Point of sale was not found")
+        raise PointOfSaleNotFound(
+            "The specified resource does not exist.", developer_message="Point of sale was not found"
+        )
 
 
 # --- feature settings -----------------------------------------------------------------

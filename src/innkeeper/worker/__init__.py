@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -42,8 +43,6 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         except (OperationalError, DBAPIError) as exc:
             # The database is unreachable or busy: nothing is lost, try again next tick.
             log.warning("sweeper could not run: %s", type(exc).__name__)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
     log.info("worker stopped")

@@ -1,0 +1,855 @@
+"""Ingest benchmark: `POST /v1.2/events` on a real `innkeeper serve` vs a bare Starlette app.
+
+    .venv/bin/python benchmarks/ingest.py [--db sqlite|postgres] [--duration 20] [--concurrency N]
+
+1. Starts `innkeeper serve --no-workers` (one uvicorn process) on a fresh database: an
+   SQLite temp file, or a fresh PostgreSQL database `innkeeper_bench` (created here and
+   dropped afterwards; the URL may be overridden with INNKEEPER_BENCH_DATABASE_URL).
+2. Creates 1,000 browsers with `GET /v1.2/browser/create.json` (not timed).
+3. Drives `POST /v1.2/events` with Engage-SDK-shaped bodies (~70% VIEW, ~30% ADD with a
+   product, random browser among the 1,000) over N keep-alive connections: a warm-up
+   (not counted), then `--duration` seconds measured.
+4. Does the same against `benchmarks/bare.py` (a bare Starlette endpoint that parses the
+   same JSON with msgspec and returns the same response shape), same generator, same
+   concurrency, same duration.
+5. Prints events/s, p50/p99 latency and errors per target, and the ratio innkeeper/bare;
+   writes the results to `benchmarks/results/ingest-<db>.json`.
+
+Every response must be `201`; any other status (or a transport error) is counted, reported
+and makes the run exit with status 1.
+
+The load generator runs in this process (never in the server's): `wrk` with a Lua script
+when it is on PATH (lightest on a 2-core machine), else a raw asyncio HTTP/1.1 client.
+`--client python|wrk` forces one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+CLIENT_KEY = "bench0client0key0000000000000000"
+API_TOKEN = "bench-api-token-0000000000000000"
+POINT_OF_SALE = "bench-shop/ireland"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench"
+DEFAULT_CONCURRENCY = 16
+BROWSERS = 1000
+BODIES = 8192
+VIEW_SHARE = 0.7
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+ORIGIN = "https://www.bench-shop.example"
+EVENT_HEADERS = {
+    "Content-Type": "application/json",
+    "X-Library-Version": "1.4.3",
+    "User-Agent": USER_AGENT,
+    "Origin": ORIGIN,
+    "Accept": "*/*",
+}
+JSON_TYPE = "application/json;charset=UTF-8"
+
+
+# --- event bodies -----------------------------------------------------------------------
+
+PAGES = ["Home Page", "shoes", "running-shoes", "trail", "cart", "sale", "men", "women", "kids", "search"]
+PRODUCTS = [
+    ("FOOTWEAR", "SHOES_8475GHT", "Trail runner GT", 129.99),
+    ("FOOTWEAR", "SHOES_1120ABC", "Road racer 2", 99.5),
+    ("APPAREL", "TSHIRT_0042", "Tech tee", 25.0),
+    ("APPAREL", "JACKET_7781", "Rain shell", 180.0),
+    ("ACCESSORY", "SOCKS_3PACK", "Running socks (3 pack)", 14.95),
+    ("ACCESSORY", "BOTTLE_500", "Soft flask 500 ml", 19.0),
+]
+
+
+def event_bodies(browsers: list[str], count: int, *, seed: int = 1) -> list[bytes]:
+    """Compact JSON bodies exactly as the Engage SDK sends them (spec cdp.md §3.2, §4.2)."""
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    for _ in range(count):
+        message: dict[str, Any] = {
+            "type": "VIEW",
+            "ext": {"pageVariantId": "_default"},
+            "browser_id": rng.choice(browsers),
+            "channel": "WEB",
+            "client_key": CLIENT_KEY,
+            "currency": "EUR",
+            "language": "EN",
+            "page": rng.choice(PAGES),
+            "pos": POINT_OF_SALE,
+        }
+        if rng.random() < 0.15:
+            message["referrer"] = "https://www.google.com/"
+            message["utm_source"] = "newsletter"
+        if rng.random() >= VIEW_SHARE:
+            kind, item, name, price = rng.choice(PRODUCTS)
+            message["type"] = "ADD"
+            message["product"] = {
+                "type": kind,
+                "item_id": item,
+                "name": name,
+                "orderedAt": (datetime(2025, 8, 23, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400)))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                "quantity": rng.randint(1, 3),
+                "price": price,
+                "productId": item.split("_")[0],
+                "currency": "EUR",
+                "originalPrice": price,
+                "originalCurrencyCode": "EUR",
+                "referenceId": f"{item}-{rng.randint(1, 9)}",
+            }
+        out.append(json.dumps(message, separators=(",", ":")).encode())
+    return out
+
+
+# --- a minimal raw HTTP/1.1 keep-alive client ------------------------------------------------
+
+
+class HTTPError(Exception):
+    """The connection broke or the answer was not HTTP/1.1."""
+
+
+def build_request(method: str, target: str, host: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; reconnects transparently after a close."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+    async def send(self, raw: bytes) -> tuple[int, bytes, bytes]:
+        """Send one request; return (status, head, body)."""
+        if self.writer is None:
+            await self._open()
+        assert self.reader is not None and self.writer is not None
+        try:
+            self.writer.write(raw)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 "):
+                raise HTTPError(head[:80].decode("latin-1"))
+            status = int(head[9:12])
+            lower = head.lower()
+            at = lower.find(b"\r\ncontent-length:")
+            if at >= 0:
+                end = lower.index(b"\r\n", at + 2)
+                body = await self.reader.readexactly(int(lower[at + 17 : end]))
+            elif b"\r\ntransfer-encoding: chunked" in lower:
+                body = await self._chunked()
+            else:
+                body = await self.reader.read()
+                await self.close()
+                return status, head, body
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            await self.close()
+            raise HTTPError(repr(exc)) from exc
+        if b"\r\nconnection: close" in lower:
+            await self.close()
+        return status, head, body
+
+    async def _chunked(self) -> bytes:
+        assert self.reader is not None
+        body = bytearray()
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readuntil(b"\r\n")
+                return bytes(body)
+            body += await self.reader.readexactly(size)
+            await self.reader.readexactly(2)
+
+
+async def _gather_limited(n: int, jobs: list[Any], run: Any) -> list[Any]:
+    queue = list(enumerate(jobs))
+    results: list[Any] = [None] * len(jobs)
+
+    async def worker() -> None:
+        while queue:
+            i, job = queue.pop()
+            results[i] = await run(job)
+
+    await asyncio.gather(*(worker() for _ in range(n)))
+    return results
+
+
+async def create_browsers(port: int, count: int, concurrency: int) -> list[str]:
+    """`GET /v1.2/browser/create.json` × count; returns the browser refs."""
+    target = f"/v1.2/browser/create.json?client_key={CLIENT_KEY}&message=%7B%7D"
+    raw = build_request("GET", target, f"127.0.0.1:{port}", {"User-Agent": USER_AGENT, "Origin": ORIGIN})
+    conns = [Connection("127.0.0.1", port) for _ in range(concurrency)]
+    free = list(conns)
+
+    async def one(_: int) -> str:
+        conn = free.pop()
+        try:
+            status, _head, body = await conn.send(raw)
+        finally:
+            free.append(conn)
+        if status != 201:
+            raise SystemExit(f"browser create answered {status}: {body[:300]!r}")
+        return str(json.loads(body)["ref"])
+
+    try:
+        refs = await _gather_limited(concurrency, list(range(count)), one)
+    finally:
+        for conn in conns:
+            await conn.close()
+    if len(set(refs)) != count:
+        raise SystemExit("browser create returned duplicate refs")
+    return refs
+
+
+async def check_shape(port: int, body: bytes, name: str) -> None:
+    """One untimed request: the answer must be 201 with the Stream success shape (§3.4)."""
+    conn = Connection("127.0.0.1", port)
+    try:
+        status, head, reply = await conn.send(
+            build_request("POST", "/v1.2/events", f"127.0.0.1:{port}", EVENT_HEADERS, body)
+        )
+    finally:
+        await conn.close()
+    sent = json.loads(body)
+    problems = []
+    if status != 201:
+        problems.append(f"status {status}")
+    if f"content-type: {JSON_TYPE}".lower().encode() not in head.lower():
+        problems.append("content type is not " + JSON_TYPE)
+    try:
+        got = json.loads(reply)
+    except ValueError:
+        got = {}
+    expected_keys = ["status", "version", "client_key", "ref", "customer_ref", "event_ref"]
+    if list(got) != expected_keys:
+        problems.append(f"keys {list(got)}")
+    if got.get("status") != "OK" or got.get("version") != "1.2" or got.get("client_key") != CLIENT_KEY:
+        problems.append("status/version/client_key")
+    if got.get("ref") != sent["browser_id"]:
+        problems.append("ref is not the browser id")
+    for key in ("customer_ref", "event_ref"):
+        try:
+            uuid.UUID(str(got.get(key)))
+        except ValueError:
+            problems.append(f"{key} is not a UUID")
+    if problems:
+        raise SystemExit(f"{name}: unexpected event response ({'; '.join(problems)}): {status} {reply[:400]!r}")
+
+
+# --- load generators ---------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    target: str
+    client: str
+    requests: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    warmup_errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    server_cpu: float = 0.0  # share of one core used by the server process in the window
+    machine_cpu: float = 0.0  # share of all cores busy in the window
+    generator_cpu: float = 0.0  # share of one core used by the load generator
+    answered_201: int = 0  # every 201 seen, warm-up and shape check included
+    stored_events: int | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+class CPUWatch:
+    """CPU used by one process (and the whole machine) between start() and stop()."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _proc(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    @staticmethod
+    def _machine() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values) - idle, sum(values)
+
+    def start(self) -> None:
+        self.t0, self.p0, self.m0 = time.monotonic(), self._proc(), self._machine()
+
+    def stop(self, result: Result) -> None:
+        elapsed = time.monotonic() - self.t0
+        busy1, total1 = self._machine()
+        result.server_cpu = (self._proc() - self.p0) / elapsed if elapsed else 0.0
+        total = total1 - self.m0[1]
+        result.machine_cpu = (busy1 - self.m0[0]) / total if total else 0.0
+
+
+async def python_load(
+    name: str, port: int, bodies: list[bytes], *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
+) -> Result:
+    """Closed-loop load: `concurrency` keep-alive connections, each sending back to back."""
+    host = f"127.0.0.1:{port}"
+    requests = [build_request("POST", "/v1.2/events", host, EVENT_HEADERS, body) for body in bodies]
+    result = Result(target=name, client=f"python asyncio ({_loop_name()})")
+    window = [float("inf"), float("inf")]  # measured window [start, end]
+    latencies: list[float] = []
+    stop = False
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = Connection("127.0.0.1", port)
+        perf = time.perf_counter
+        try:
+            while not stop:
+                raw = requests[rng.randrange(len(requests))]
+                t0 = perf()
+                try:
+                    status, _head, body = await conn.send(raw)
+                    failure = None if status == 201 else f"{status} {body[:200]!r}"
+                except HTTPError as exc:
+                    failure = f"transport: {exc}"
+                t1 = perf()
+                counted = t0 >= window[0] and t1 <= window[1]
+                if failure is not None:
+                    if counted or t0 >= window[0]:
+                        result.errors += 1
+                    else:
+                        result.warmup_errors += 1
+                    if len(result.error_samples) < 5:
+                        result.error_samples.append(failure)
+                    if failure.startswith("transport"):
+                        await asyncio.sleep(0.01)
+                else:
+                    result.answered_201 += 1
+                    if counted:
+                        latencies.append(t1 - t0)
+        finally:
+            await conn.close()
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
+    await asyncio.sleep(warmup)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    window[0] = time.perf_counter()
+    watch.start()
+    await asyncio.sleep(duration)
+    window[1] = time.perf_counter()
+    watch.stop(result)
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    stop = True
+    await asyncio.gather(*tasks)
+    result.seconds = window[1] - window[0]
+    result.generator_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / result.seconds
+    latencies.sort()
+    result.requests = len(latencies)
+    result.p50_ms, result.p90_ms, result.p99_ms = (_percentile(latencies, q) * 1000 for q in (50, 90, 99))
+    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
+    return result
+
+
+def _loop_name() -> str:
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+WRK_SCRIPT = r"""
+-- Generated by benchmarks/ingest.py: random pre-built Engage SDK bodies, exact-201 check.
+local threads = {}
+local ctr = 0
+
+function setup(thread)
+  ctr = ctr + 1
+  thread:set("id", ctr)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  requests = {}
+  local headers = {}
+  for line in io.lines(args[1]) do
+    local k, v = line:match("^([^:]+): (.*)$")
+    headers[k] = v
+  end
+  for body in io.lines(args[2]) do
+    table.insert(requests, wrk.format("POST", "/v1.2/events", headers, body))
+  end
+  math.randomseed(id * 7919 + os.time())
+  ok, bad, sample = 0, 0, ""
+end
+
+function request()
+  return requests[math.random(#requests)]
+end
+
+function response(status, headers, body)
+  if status == 201 then
+    ok = ok + 1
+  else
+    bad = bad + 1
+    if #sample < 600 then sample = sample .. status .. " " .. string.sub(body or "", 1, 200) .. "\n" end
+  end
+end
+
+function done(summary, latency, requests)
+  local ok_total, bad_total, samples = 0, 0, ""
+  for _, t in ipairs(threads) do
+    ok_total = ok_total + t:get("ok")
+    bad_total = bad_total + t:get("bad")
+    samples = samples .. t:get("sample")
+  end
+  local e = summary.errors
+  samples = samples:gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("\n", "\\n")
+  io.write(string.format(
+    'BENCH-JSON {"requests":%d,"duration_us":%d,"ok":%d,"bad":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"samples":"%s"}\n',
+    summary.requests, summary.duration, ok_total, bad_total, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, samples))
+end
+"""
+
+
+def _run_wrk(workdir: Path, port: int, concurrency: int, seconds: float) -> tuple[dict[str, Any], float]:
+    threads = 1  # one epoll thread drives 16-64 connections easily; leaves the cores to the server
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+        "-s", str(workdir / "ingest.lua"), f"http://127.0.0.1:{port}",
+        "--", str(workdir / "headers.txt"), str(workdir / "bodies.jsonl"),
+    ]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH-JSON "):
+            return json.loads(line[len("BENCH-JSON ") :]), cpu
+    raise SystemExit(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
+def wrk_load(
+    name: str, port: int, workdir: Path, *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
+) -> Result:
+    result = Result(target=name, client=f"wrk ({shutil.which('wrk')}, 1 thread)")
+    if warmup > 0:
+        warm, _ = _run_wrk(workdir, port, concurrency, warmup)
+        result.answered_201 += warm["ok"]
+        result.warmup_errors = warm["bad"] + sum(warm[k] for k in ("connect", "read", "write", "timeout"))
+        result.error_samples += [s for s in warm["samples"].splitlines() if s][:5]
+    watch.start()
+    stats, cpu = _run_wrk(workdir, port, concurrency, duration)
+    watch.stop(result)
+    result.seconds = stats["duration_us"] / 1e6
+    result.requests = stats["requests"]
+    result.answered_201 += stats["ok"]
+    result.errors = stats["bad"] + sum(stats[k] for k in ("connect", "read", "write", "timeout"))
+    result.error_samples += [s for s in stats["samples"].splitlines() if s][:5]
+    result.p50_ms, result.p90_ms, result.p99_ms, result.max_ms = (
+        stats[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "max_us")
+    )
+    result.generator_cpu = cpu / result.seconds if result.seconds else 0.0
+    return result
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server subprocess with its output in a log file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, log: Path) -> None:
+        self.name, self.cmd, self.env, self.port, self.log = name, cmd, env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode} on start:\n{self.tail()}")
+            if self._healthy():
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name} did not answer /healthz within {timeout:.0f}s:\n{self.tail()}")
+
+    def _healthy(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nConnection: close\r\n\r\n".encode())
+                return sock.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")}
+    env.update(
+        INNKEEPER_DATABASE_URL=database_url,
+        INNKEEPER_CLIENT_KEY=CLIENT_KEY,
+        INNKEEPER_API_TOKEN=API_TOKEN,
+        INNKEEPER_POINT_OF_SALE=POINT_OF_SALE,
+        INNKEEPER_ENVIRONMENT="development",
+        INNKEEPER_LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+def _pg_parts(url: str) -> tuple[str, str]:
+    """(admin DSN on the `postgres` database, bench database name) for asyncpg."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.database:
+        raise SystemExit(f"INNKEEPER_BENCH_DATABASE_URL needs a database name: {url}")
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    return admin.render_as_string(hide_password=False), parsed.database
+
+
+async def _pg_admin(url: str, *statements: str) -> None:
+    import asyncpg
+
+    dsn, _ = _pg_parts(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def pg_create(url: str) -> None:
+    _, name = _pg_parts(url)
+    quoted = '"' + name.replace('"', '""') + '"'
+    asyncio.run(_pg_admin(url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}"))
+
+
+def pg_drop(url: str) -> None:
+    _, name = _pg_parts(url)
+    quoted = '"' + name.replace('"', '""') + '"'
+    asyncio.run(_pg_admin(url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+
+
+def count_events(db: str, url: str) -> int | None:
+    """Events actually stored (a check that 201 meant committed)."""
+    try:
+        if db == "sqlite":
+            import sqlite3
+
+            path = url.split(":///", 1)[1]
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        async def count() -> int:
+            conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+            try:
+                return int(await conn.fetchval("SELECT count(*) FROM events"))
+            finally:
+                await conn.close()
+
+        return asyncio.run(count())
+    except Exception as exc:  # informative only
+        print(f"  (could not count stored events: {exc})")
+        return None
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def run_target(
+    name: str, server: Server, bodies: list[bytes], workdir: Path, args: argparse.Namespace, client: str
+) -> Result:
+    assert server.proc is not None
+    watch = CPUWatch(server.proc.pid)
+    loop = _new_loop()
+    try:
+        loop.run_until_complete(check_shape(server.port, bodies[0], name))
+        if client == "wrk":
+            result = wrk_load(
+                name, server.port, workdir,
+                concurrency=args.concurrency, warmup=args.warmup, duration=args.duration, watch=watch,
+            )  # fmt: skip
+        else:
+            result = loop.run_until_complete(
+                python_load(
+                    name, server.port, bodies,
+                    concurrency=args.concurrency, warmup=args.warmup, duration=args.duration, watch=watch,
+                )  # fmt: skip
+            )
+        result.answered_201 += 1  # the shape check
+        return result
+    finally:
+        loop.close()
+
+
+def print_table(results: list[Result], ratio: float) -> None:
+    head = f"{'target':<10} {'events/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}  {'server CPU':>10} {'machine CPU':>11}"
+    print()
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(
+            f"{r.target:<10} {r.rate:>10.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.1f} "
+            f"{r.errors + r.warmup_errors:>7}  {r.server_cpu * 100:>9.0f}% {r.machine_cpu * 100:>10.0f}%"
+        )
+    print()
+    print(f"ratio innkeeper/bare = {ratio:.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Innkeeper ingest benchmark (POST /v1.2/events vs bare Starlette).")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per target (default 20)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up seconds per target (default 2)")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+        help=f"keep-alive connections (default {DEFAULT_CONCURRENCY})",
+    )  # fmt: skip
+    parser.add_argument("--browsers", type=int, default=BROWSERS, help="browsers created first (default 1000)")
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto", help="load generator")
+    parser.add_argument("--only", choices=["innkeeper", "bare"], help="run one target only (no ratio)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
+    args = parser.parse_args()
+
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    elif client == "wrk" and not shutil.which("wrk"):
+        parser.error("--client wrk: wrk is not on PATH")
+
+    workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-"))
+    if args.db == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    else:
+        database_url = os.environ.get("INNKEEPER_BENCH_DATABASE_URL") or DEFAULT_PG_URL
+
+    print(f"Innkeeper ingest benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"  database:    {args.db} ({database_url})")
+    print(f"  generator:   {client}; concurrency {args.concurrency} keep-alive connections; "
+          f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target")  # fmt: skip
+    print(f"  machine:     {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"  workdir:     {workdir}")
+
+    targets = ["innkeeper", "bare"] if args.only is None else [args.only]
+    results: list[Result] = []
+    created_pg = False
+    try:
+        if args.db == "postgres":
+            pg_create(database_url)
+            created_pg = True
+        port = free_port()
+        innkeeper = Server(
+            "innkeeper",
+            [sys.executable, "-m", "innkeeper", "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)],
+            server_env(database_url),
+            port,
+            workdir / "innkeeper.log",
+        )
+        print("  starting innkeeper serve (migrations run on start)…")
+        innkeeper.start()
+        try:
+            t0 = time.monotonic()
+            loop = _new_loop()
+            try:
+                browsers = loop.run_until_complete(create_browsers(port, args.browsers, args.concurrency))
+            finally:
+                loop.close()
+            print(f"  created {len(browsers)} browsers in {time.monotonic() - t0:.1f}s (not timed)")
+            bodies = event_bodies(browsers, BODIES)
+            (workdir / "bodies.jsonl").write_bytes(b"\n".join(bodies) + b"\n")
+            (workdir / "headers.txt").write_text("".join(f"{k}: {v}\n" for k, v in EVENT_HEADERS.items()))
+            (workdir / "ingest.lua").write_text(WRK_SCRIPT)
+            adds = sum(b'"type":"ADD"' in b for b in bodies)
+            print(f"  {len(bodies)} distinct event bodies: {100 * (len(bodies) - adds) / len(bodies):.0f}% VIEW, "
+                  f"{100 * adds / len(bodies):.0f}% ADD, mean {sum(map(len, bodies)) / len(bodies):.0f} bytes")  # fmt: skip
+            if "innkeeper" in targets:
+                before = count_events(args.db, database_url) or 0
+                print(f"  → innkeeper: {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
+                result = run_target("innkeeper", innkeeper, bodies, workdir, args, client)
+                results.append(result)
+        finally:
+            innkeeper.stop()
+        if "innkeeper" in targets:
+            stored = count_events(args.db, database_url)
+            if stored is not None:
+                results[0].stored_events = stored - before
+        if "bare" in targets:
+            port = free_port()
+            bare = Server(
+                "bare",
+                [sys.executable, str(HERE / "bare.py"), "--host", "127.0.0.1", "--port", str(port)],
+                server_env(database_url),
+                port,
+                workdir / "bare.log",
+            )
+            bare.start()
+            try:
+                print(f"  → bare:      {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
+                results.append(run_target("bare", bare, bodies, workdir, args, client))
+            finally:
+                bare.stop()
+    finally:
+        if created_pg and not args.keep:
+            with contextlib.suppress(Exception):
+                pg_drop(database_url)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    by_name = {r.target: r for r in results}
+    ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else 0.0
+    print_table(results, ratio)
+    for r in results:
+        print(f"  {r.target}: generator {r.client} used {r.generator_cpu * 100:.0f}% of a core", end="")
+        if r.stored_events is not None:
+            print(f"; {r.answered_201} answered 201, {r.stored_events} events stored", end="")
+            if r.stored_events != r.answered_201:
+                print("  <-- MISMATCH", end="")
+        print()
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"ingest-{args.db}.json"
+    payload = {
+        "benchmark": "ingest",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "db": args.db,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "browsers": args.browsers,
+        "generator": client,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "view_share": VIEW_SHARE,
+        "targets": {
+            r.target: {
+                "events_per_s": round(r.rate, 1),
+                "requests": r.requests,
+                "seconds": round(r.seconds, 3),
+                "p50_ms": round(r.p50_ms, 3),
+                "p90_ms": round(r.p90_ms, 3),
+                "p99_ms": round(r.p99_ms, 3),
+                "max_ms": round(r.max_ms, 3),
+                "errors": r.errors,
+                "warmup_errors": r.warmup_errors,
+                "error_samples": r.error_samples,
+                "server_cpu": round(r.server_cpu, 3),
+                "machine_cpu": round(r.machine_cpu, 3),
+                "generator_cpu": round(r.generator_cpu, 3),
+                "answered_201": r.answered_201,
+                "stored_events": r.stored_events,
+                "client": r.client,
+            }
+            for r in results
+        },
+        "ratio_innkeeper_over_bare": round(ratio, 4) if ratio else None,
+    }
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"  results written to {out.relative_to(ROOT)}")
+
+    failed = [r for r in results if r.errors or r.warmup_errors]
+    if failed:
+        print()
+        print("!" * 78)
+        for r in failed:
+            print(f"!!  {r.target}: {r.errors} NON-201 RESPONSES / TRANSPORT ERRORS in the measured window, "
+                  f"{r.warmup_errors} in warm-up")  # fmt: skip
+            for sample in r.error_samples[:5]:
+                print(f"!!    e.g. {sample[:200]}")
+        print("!!  BENCHMARK FAILED: every event must be answered 201")
+        print("!" * 78)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
