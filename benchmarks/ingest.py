@@ -51,7 +51,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 
 CLIENT_KEY = "bench0client0key0000000000000000"
-API_TOKEN = "bench-api-token-0000000000000000"
+API_TOKEN = "bench-api-token-0000000000000000"  # noqa: S105 - a throwaway bench credential
 POINT_OF_SALE = "bench-shop/ireland"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench"
 DEFAULT_CONCURRENCY = 16
@@ -164,7 +164,8 @@ class Connection:
         """Send one request; return (status, head, body)."""
         if self.writer is None:
             await self._open()
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
+        assert self.writer is not None
         try:
             self.writer.write(raw)
             head = await self.reader.readuntil(b"\r\n\r\n")
@@ -293,10 +294,15 @@ class Result:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     server_cpu: float = 0.0  # share of one core used by the server process in the window
-    machine_cpu: float = 0.0  # share of all cores busy in the window
+    machine_cpu: float = 0.0  # cores busy in the window (2.0 = both cores of a 2-core machine)
     generator_cpu: float = 0.0  # share of one core used by the load generator
     answered_201: int = 0  # every 201 seen, warm-up and shape check included
     stored_events: int | None = None
+
+    @property
+    def other_cpu(self) -> float:
+        """Cores used by everything but the server and the generator (PostgreSQL, other jobs)."""
+        return max(0.0, self.machine_cpu - self.server_cpu - self.generator_cpu)
 
     @property
     def rate(self) -> float:
@@ -338,7 +344,36 @@ class CPUWatch:
         busy1, total1 = self._machine()
         result.server_cpu = (self._proc() - self.p0) / elapsed if elapsed else 0.0
         total = total1 - self.m0[1]
-        result.machine_cpu = (busy1 - self.m0[0]) / total if total else 0.0
+        result.machine_cpu = (os.cpu_count() or 1) * (busy1 - self.m0[0]) / total if total else 0.0
+
+
+class ProfilingWatch(CPUWatch):
+    """CPUWatch that also runs py-spy on the server for the measured window."""
+
+    def __init__(self, pid: int, seconds: float, out: Path) -> None:
+        super().__init__(pid)
+        self.seconds, self.out = seconds, out
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        RESULTS.mkdir(exist_ok=True)
+        self.proc = start_profile(self.pid, self.seconds, self.out)
+        super().start()
+
+    def report(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if not self.out.exists():
+            print(f"  (py-spy failed: {err.decode(errors='replace').strip()[-300:]})")
+            return
+        print(f"  py-spy profile of innkeeper ({self.out.relative_to(ROOT)}):")
+        for line in summarize_profile(self.out):
+            print("    " + line)
 
 
 async def python_load(
@@ -362,7 +397,7 @@ async def python_load(
                 t0 = perf()
                 try:
                     status, _head, body = await conn.send(raw)
-                    failure = None if status == 201 else f"{status} {body[:200]!r}"
+                    failure = None if status == 201 else f"{status} {body[:200].decode('utf-8', 'replace')}"
                 except HTTPError as exc:
                     failure = f"transport: {exc}"
                 t1 = perf()
@@ -466,10 +501,19 @@ end
 def _run_wrk(workdir: Path, port: int, concurrency: int, seconds: float) -> tuple[dict[str, Any], float]:
     threads = 1  # one epoll thread drives 16-64 connections easily; leaves the cores to the server
     cmd = [
-        "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-        "-s", str(workdir / "ingest.lua"), f"http://127.0.0.1:{port}",
-        "--", str(workdir / "headers.txt"), str(workdir / "bodies.jsonl"),
-    ]  # fmt: skip
+        "wrk",
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(workdir / "ingest.lua"),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(workdir / "headers.txt"),
+        str(workdir / "bodies.jsonl"),
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -522,7 +566,9 @@ class Server:
 
     def start(self, timeout: float = 90.0) -> None:
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent)
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -535,7 +581,9 @@ class Server:
     def _healthy(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nConnection: close\r\n\r\n".encode())
+                sock.sendall(
+                    f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nConnection: close\r\n\r\n".encode()
+                )
                 return sock.recv(64).startswith(b"HTTP/1.1 200")
         except OSError:
             return False
@@ -574,6 +622,12 @@ def server_env(database_url: str) -> dict[str, str]:
 # --- databases -------------------------------------------------------------------------------
 
 
+def _asyncpg() -> Any:
+    import asyncpg  # type: ignore[import-untyped]
+
+    return asyncpg
+
+
 def _pg_parts(url: str) -> tuple[str, str]:
     """(admin DSN on the `postgres` database, bench database name) for asyncpg."""
     from sqlalchemy.engine import make_url
@@ -586,7 +640,7 @@ def _pg_parts(url: str) -> tuple[str, str]:
 
 
 async def _pg_admin(url: str, *statements: str) -> None:
-    import asyncpg
+    asyncpg = _asyncpg()
 
     dsn, _ = _pg_parts(url)
     conn = await asyncpg.connect(dsn)
@@ -618,20 +672,110 @@ def count_events(db: str, url: str) -> int | None:
             path = url.split(":///", 1)[1]
             with contextlib.closing(sqlite3.connect(path)) as conn:
                 return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        import asyncpg
+        asyncpg = _asyncpg()
         from sqlalchemy.engine import make_url
 
         async def count() -> int:
-            conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+            conn = await asyncpg.connect(
+                make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            )
             try:
                 return int(await conn.fetchval("SELECT count(*) FROM events"))
             finally:
                 await conn.close()
 
         return asyncio.run(count())
-    except Exception as exc:  # informative only
+    except Exception as exc:  # noqa: BLE001 - informative only
         print(f"  (could not count stored events: {exc})")
         return None
+
+
+# --- profiling (optional) -------------------------------------------------------------------
+
+
+def py_spy() -> str | None:
+    """py-spy next to this interpreter (the venv) or on PATH."""
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """Sample the server with py-spy (100 Hz, GIL-holding and idle threads excluded) while it is measured."""
+    exe = py_spy()
+    if exe is None:
+        print("  (--profile: py-spy not found; `pip install py-spy` into the venv)")
+        return None
+    cmd = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        "100",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+PACKAGES = (
+    ("sqlalchemy/orm/", "sqlalchemy ORM"),
+    ("sqlalchemy/", "sqlalchemy core + asyncio adapter"),
+    ("aiosqlite/", "aiosqlite (thread hand-off)"),
+    ("asyncpg/", "asyncpg"),
+    ("innkeeper/", "innkeeper"),
+    ("starlette/", "starlette / fastapi / uvicorn"),
+    ("fastapi/", "starlette / fastapi / uvicorn"),
+    ("uvicorn/", "starlette / fastapi / uvicorn"),
+    ("asyncio/", "event loop (uvloop / asyncio)"),
+    ("threading.py", "threads"),
+)
+
+
+def _package(frame: str) -> str:
+    for needle, name in PACKAGES:
+        if needle in frame:
+            return name
+    return "other"
+
+
+def summarize_profile(path: Path, top: int = 15) -> list[str]:
+    """Top frames of the collapsed stacks: where the server's samples are, self and inclusive."""
+    import collections
+    import re
+
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";") if f]
+        if frames:
+            own[frames[-1]] += n
+            packages[_package(frames[-1])] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    if not total:
+        return ["(no samples)"]
+    lines = [f"{total} samples; self time by package:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in packages.most_common()]
+    lines.append(f"self time by function (top {top}):")
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
+    lines.append(f"inclusive time, innkeeper / sqlalchemy / driver frames (top {2 * top}):")
+    wanted = ("innkeeper/", "sqlalchemy/", "aiosqlite/", "asyncpg/")
+    picked = [(f, n) for f, n in inclusive.most_common() if any(w in f for w in wanted)][: 2 * top]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in picked]
+    return lines
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -651,39 +795,58 @@ def run_target(
 ) -> Result:
     assert server.proc is not None
     watch = CPUWatch(server.proc.pid)
+    if args.profile and name == "innkeeper":
+        watch = ProfilingWatch(server.proc.pid, args.duration, RESULTS / f"ingest-{args.db}-innkeeper.pyspy.txt")
     loop = _new_loop()
     try:
         loop.run_until_complete(check_shape(server.port, bodies[0], name))
         if client == "wrk":
             result = wrk_load(
-                name, server.port, workdir,
-                concurrency=args.concurrency, warmup=args.warmup, duration=args.duration, watch=watch,
-            )  # fmt: skip
+                name,
+                server.port,
+                workdir,
+                concurrency=args.concurrency,
+                warmup=args.warmup,
+                duration=args.duration,
+                watch=watch,
+            )
         else:
             result = loop.run_until_complete(
                 python_load(
-                    name, server.port, bodies,
-                    concurrency=args.concurrency, warmup=args.warmup, duration=args.duration, watch=watch,
-                )  # fmt: skip
+                    name,
+                    server.port,
+                    bodies,
+                    concurrency=args.concurrency,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    watch=watch,
+                )
             )
         result.answered_201 += 1  # the shape check
+        if isinstance(watch, ProfilingWatch):
+            watch.report()
         return result
     finally:
         loop.close()
 
 
-def print_table(results: list[Result], ratio: float) -> None:
-    head = f"{'target':<10} {'events/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}  {'server CPU':>10} {'machine CPU':>11}"
+def print_table(results: list[Result], ratio: float | None) -> None:
+    head = (
+        f"{'target':<10} {'events/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+        f"   {'CPU (cores): server':>19} {'generator':>9} {'other':>6}"
+    )
     print()
     print(head)
     print("-" * len(head))
     for r in results:
         print(
             f"{r.target:<10} {r.rate:>10.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.1f} "
-            f"{r.errors + r.warmup_errors:>7}  {r.server_cpu * 100:>9.0f}% {r.machine_cpu * 100:>10.0f}%"
+            f"{r.errors + r.warmup_errors:>7}   {r.server_cpu:>19.2f} {r.generator_cpu:>9.2f} {r.other_cpu:>6.2f}"
         )
     print()
-    print(f"ratio innkeeper/bare = {ratio:.2f}")
+    if ratio is not None:
+        print(f"ratio innkeeper/bare = {ratio:.2f}" + (f"   (bare is {1 / ratio:.1f}x faster)" if ratio else ""))
+        print()
 
 
 def main() -> int:
@@ -692,12 +855,19 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per target (default 20)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up seconds per target (default 2)")
     parser.add_argument(
-        "--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
         help=f"keep-alive connections (default {DEFAULT_CONCURRENCY})",
-    )  # fmt: skip
+    )
     parser.add_argument("--browsers", type=int, default=BROWSERS, help="browsers created first (default 1000)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     parser.add_argument("--only", choices=["innkeeper", "bare"], help="run one target only (no ratio)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the innkeeper server with py-spy during the measured window (numbers are then slightly lower)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
     args = parser.parse_args()
 
@@ -715,8 +885,10 @@ def main() -> int:
 
     print(f"Innkeeper ingest benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
     print(f"  database:    {args.db} ({database_url})")
-    print(f"  generator:   {client}; concurrency {args.concurrency} keep-alive connections; "
-          f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target")  # fmt: skip
+    print(
+        f"  generator:   {client}; concurrency {args.concurrency} keep-alive connections; "
+        f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target"
+    )
     print(f"  machine:     {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"  workdir:     {workdir}")
 
@@ -750,8 +922,10 @@ def main() -> int:
             (workdir / "headers.txt").write_text("".join(f"{k}: {v}\n" for k, v in EVENT_HEADERS.items()))
             (workdir / "ingest.lua").write_text(WRK_SCRIPT)
             adds = sum(b'"type":"ADD"' in b for b in bodies)
-            print(f"  {len(bodies)} distinct event bodies: {100 * (len(bodies) - adds) / len(bodies):.0f}% VIEW, "
-                  f"{100 * adds / len(bodies):.0f}% ADD, mean {sum(map(len, bodies)) / len(bodies):.0f} bytes")  # fmt: skip
+            print(
+                f"  {len(bodies)} distinct event bodies: {100 * (len(bodies) - adds) / len(bodies):.0f}% VIEW, "
+                f"{100 * adds / len(bodies):.0f}% ADD, mean {sum(map(len, bodies)) / len(bodies):.0f} bytes"
+            )
             if "innkeeper" in targets:
                 before = count_events(args.db, database_url) or 0
                 print(f"  → innkeeper: {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
@@ -786,18 +960,20 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     by_name = {r.target: r for r in results}
-    ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else 0.0
+    ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else None
     print_table(results, ratio)
     for r in results:
         print(f"  {r.target}: generator {r.client} used {r.generator_cpu * 100:.0f}% of a core", end="")
         if r.stored_events is not None:
             print(f"; {r.answered_201} answered 201, {r.stored_events} events stored", end="")
-            if r.stored_events != r.answered_201:
-                print("  <-- MISMATCH", end="")
+            # wrk drops the answers still in flight when it stops (up to `concurrency` per run).
+            slack = 0 if r.client.startswith("python") else 2 * args.concurrency
+            if not r.answered_201 <= r.stored_events <= r.answered_201 + slack:
+                print("  <-- MISMATCH: a 201 must mean a stored event", end="")
         print()
 
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ingest-{args.db}.json"
+    out = RESULTS / (f"ingest-{args.db}.json" if args.only is None else f"ingest-{args.db}-{args.only}.json")
     payload = {
         "benchmark": "ingest",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -825,13 +1001,14 @@ def main() -> int:
                 "server_cpu": round(r.server_cpu, 3),
                 "machine_cpu": round(r.machine_cpu, 3),
                 "generator_cpu": round(r.generator_cpu, 3),
+                "other_cpu": round(r.other_cpu, 3),
                 "answered_201": r.answered_201,
                 "stored_events": r.stored_events,
                 "client": r.client,
             }
             for r in results
         },
-        "ratio_innkeeper_over_bare": round(ratio, 4) if ratio else None,
+        "ratio_innkeeper_over_bare": round(ratio, 4) if ratio is not None else None,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"  results written to {out.relative_to(ROOT)}")
@@ -841,8 +1018,10 @@ def main() -> int:
         print()
         print("!" * 78)
         for r in failed:
-            print(f"!!  {r.target}: {r.errors} NON-201 RESPONSES / TRANSPORT ERRORS in the measured window, "
-                  f"{r.warmup_errors} in warm-up")  # fmt: skip
+            print(
+                f"!!  {r.target}: {r.errors} NON-201 RESPONSES / TRANSPORT ERRORS in the measured window, "
+                f"{r.warmup_errors} in warm-up"
+            )
             for sample in r.error_samples[:5]:
                 print(f"!!    e.g. {sample[:200]}")
         print("!!  BENCHMARK FAILED: every event must be answered 201")

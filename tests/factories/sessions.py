@@ -44,10 +44,10 @@ async def send(
     return body
 
 
-async def create_pos(client: httpx.AsyncClient, name: str, *, timeout: int, **fields: Any) -> dict[str, Any]:
+async def create_pos(client: httpx.AsyncClient, name: str, *, timeout_minutes: int, **fields: Any) -> dict[str, Any]:
     """Create a point of sale through the admin API."""
     response = await client.post(
-        "/admin/v1/points-of-sale", json={"name": name, "timeoutInMinutes": timeout, **fields}, auth=ADMIN
+        "/admin/v1/points-of-sale", json={"name": name, "timeoutInMinutes": timeout_minutes, **fields}, auth=ADMIN
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
@@ -82,7 +82,8 @@ async def session_of_event(client: httpx.AsyncClient, guest_ref: str, event_ref:
     """The timeline session record that holds an event."""
     for item in (await timeline(client, guest_ref))["items"]:
         if any(e["ref"] == event_ref for e in item["events"]):
-            return item
+            record: dict[str, Any] = item
+            return record
     raise AssertionError(f"event {event_ref} is in no session of guest {guest_ref}")
 
 

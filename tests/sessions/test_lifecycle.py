@@ -8,7 +8,7 @@ from innkeeper.core.clock import iso
 from innkeeper.core.runtime import Runtime
 from innkeeper.worker import sweep_once
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
-from tests.factories.sessions import browser_sessions, create_pos, open_sessions, outbox, send, timeline
+from tests.factories.sessions import ADMIN, browser_sessions, create_pos, open_sessions, outbox, send, timeline
 from tests.factories.stream import create_browser
 from tests.support.clock import FrozenClock
 
@@ -33,8 +33,10 @@ async def test_sweeper_closes_an_idle_session_and_the_next_event_opens_a_new_one
 
     await send(client, browser["ref"], page="home")
     first, second = await browser_sessions(runtime, browser["ref"])
-    assert first.ref == closed.ref and first.status == "CLOSED"
-    assert second.status == "OPEN" and second.num_events == 1
+    assert first.ref == closed.ref
+    assert first.status == "CLOSED"
+    assert second.status == "OPEN"
+    assert second.num_events == 1
     assert second.started_at == clock.now()
 
     record = (await timeline(client, browser["customer_ref"]))["items"][1]
@@ -81,8 +83,8 @@ async def test_events_inside_the_timeout_append_to_the_open_session(
 async def test_sweep_honours_each_point_of_sale_timeout(
     client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    await create_pos(client, "quick.example/ie", timeout=5)
-    await create_pos(client, "slow.example/ie", timeout=30)
+    await create_pos(client, "quick.example/ie", timeout_minutes=5)
+    await create_pos(client, "slow.example/ie", timeout_minutes=30)
     browser = await create_browser(client)
     await send(client, browser["ref"], pos="quick.example/ie")
     await send(client, browser["ref"], pos="slow.example/ie")
@@ -109,7 +111,7 @@ async def test_sweep_honours_each_point_of_sale_timeout(
 async def test_a_stale_session_is_judged_by_its_own_point_of_sale_timeout(
     client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    await create_pos(client, "quick.example/fr", timeout=5)
+    await create_pos(client, "quick.example/fr", timeout_minutes=5)
     browser = await create_browser(client)
     await send(client, browser["ref"], pos="quick.example/fr")
     await send(client, browser["ref"], pos=POINT_OF_SALE)
@@ -127,7 +129,7 @@ async def test_a_stale_session_is_judged_by_its_own_point_of_sale_timeout(
 async def test_sessions_are_keyed_by_browser_channel_and_point_of_sale(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    await create_pos(client, "other.example/de", timeout=20)
+    await create_pos(client, "other.example/de", timeout_minutes=20)
     browser = await create_browser(client)
     other_browser = await create_browser(client)
     await send(client, browser["ref"], channel="WEB")
@@ -138,9 +140,7 @@ async def test_sessions_are_keyed_by_browser_channel_and_point_of_sale(
 
     rows = await open_sessions(runtime, browser["ref"])
     keys = sorted((s.channel, s.point_of_sale, s.num_events) for s in rows)
-    assert keys == sorted(
-        [("MOBILE_APP", POINT_OF_SALE, 1), ("WEB", "other.example/de", 1), ("WEB", POINT_OF_SALE, 2)]
-    )
+    assert keys == sorted([("MOBILE_APP", POINT_OF_SALE, 1), ("WEB", "other.example/de", 1), ("WEB", POINT_OF_SALE, 2)])
     assert len(await open_sessions(runtime, other_browser["ref"])) == 1
 
     items = (await timeline(client, browser["customer_ref"]))["items"]
@@ -197,7 +197,7 @@ async def test_sweep_leaves_sessions_with_recent_activity_alone(
 async def test_force_close_closes_every_open_session_of_the_browser(
     client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    await create_pos(client, "other.example/nl", timeout=20)
+    await create_pos(client, "other.example/nl", timeout_minutes=20)
     browser = await create_browser(client)
     bystander = await create_browser(client)
     await send(client, browser["ref"], page="home")
@@ -249,3 +249,25 @@ async def test_force_close_after_the_timeout_closes_the_stale_session_as_timeout
     stale, forced = await browser_sessions(runtime, browser["ref"])
     assert (stale.close_reason, forced.close_reason) == ("TIMEOUT", "FORCE_CLOSE")
     assert forced.num_events == 1
+
+
+async def test_sweeper_and_event_path_agree_after_a_point_of_sale_timeout_change(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    # §5.2.2 and §5.2.3 both measure idleness against the point of sale's timeout. The event
+    # path reads the current timeout; the sweeper must not use a stale one.
+    await create_pos(client, "tuned.example/ie", timeout_minutes=5)
+    browser = await create_browser(client)
+    await send(client, browser["ref"], pos="tuned.example/ie")
+    response = await client.put(
+        "/admin/v1/points-of-sale/tuned.example%2Fie", json={"timeoutInMinutes": 30}, auth=ADMIN
+    )
+    assert response.status_code == 200, response.text
+    clock.advance(minutes=10)
+
+    closed = await sweep_once(runtime)
+    await send(client, browser["ref"], pos="tuned.example/ie")
+
+    rows = await browser_sessions(runtime, browser["ref"])
+    assert [(s.status, s.num_events) for s in rows] == [("OPEN", 2)], "10 idle minutes are inside a 30-minute timeout"
+    assert closed == 0
