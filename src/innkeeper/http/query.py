@@ -56,8 +56,10 @@ def parse_message(query_string: bytes, params: dict[str, str]) -> tuple[Any, str
     for piece in (segment, raw):
         if piece is None:
             continue
-        candidates.append(_utf8(unquote_plus(piece, encoding="latin-1")))
-        candidates.append(_utf8(unquote(piece, encoding="latin-1")))
+        for decoded in (unquote_plus(piece, encoding="latin-1"), unquote(piece, encoding="latin-1")):
+            text = _utf8(decoded)
+            if text is not None:
+                candidates.append(text)
     for candidate in candidates:
         try:
             return decode_json(candidate), candidate
@@ -73,9 +75,9 @@ def _first_segment(query_string: bytes) -> str | None:
     return None
 
 
-def _utf8(latin: str) -> str:
-    """Percent-decoded bytes were read as latin-1; reinterpret them as UTF-8."""
+def _utf8(latin: str) -> str | None:
+    """Percent-decoded bytes were read as latin-1; reinterpret them as UTF-8 (None if invalid)."""
     try:
         return latin.encode("latin-1").decode("utf-8")
     except (UnicodeDecodeError, UnicodeEncodeError):
-        return latin
+        return None

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import numbers
 from innkeeper.core.clock import Clock
 from innkeeper.core.ids import new_ref
 from innkeeper.core.timeparse import parse_iso
@@ -18,9 +19,13 @@ ORDER_STATUSES = CONVERTING_STATUSES | {"CANCELLED", "REFUNDED"}
 
 
 def _float(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return float(value)
+    number = numbers.amount(value)
+    return default if number is None else number
+
+
+def _quantity(value: Any) -> int:
+    number = numbers.quantity(value)
+    return 1 if number is None else int(number)
 
 
 def _str(value: Any, limit: int = 200) -> str | None:
@@ -74,7 +79,7 @@ async def checkout(
                 product_id=line.get("productId"),
                 reference_id=line.get("referenceId"),
                 status=status,
-                quantity=int(_float(line.get("quantity"), 1)),
+                quantity=_quantity(line.get("quantity")),
                 price=_float(line.get("price")),
                 currency_code=line.get("currency") or currency,
                 original_price=line.get("originalPrice"),
@@ -148,7 +153,7 @@ async def upsert_order(
                 product_id=_str(item.get("productId")),
                 reference_id=_str(item.get("referenceId")),
                 status=_str(item.get("status"), 30),
-                quantity=int(_float(item.get("quantity"), 1)),
+                quantity=_quantity(item.get("quantity")),
                 price=_float(item.get("price")),
                 currency_code=_str(item.get("currencyCode"), 8),
             )

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.connections import service as outbox
+from innkeeper.core import numbers
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import new_ref
 from innkeeper.sessions._device import parse_user_agent
@@ -157,12 +158,6 @@ def touch(row: Session, *, message: dict[str, Any], event_type: str, timeout_min
     return warnings
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _add_to_cart(row: Session, product: Any, currency: Any) -> list[str]:
     if not isinstance(product, dict):
         return ["product: ADD needs a product object; no cart line"]
@@ -171,12 +166,13 @@ def _add_to_cart(row: Session, product: Any, currency: Any) -> list[str]:
         for name in ("type", "item_id", "name", "orderedAt", "quantity", "price", "productId", "currency")
         if product.get(name) in (None, "")
     ]
-    item_id, quantity, price = product.get("item_id"), product.get("quantity"), _number(product.get("price"))
+    item_id = product.get("item_id")
+    quantity, price = numbers.quantity(product.get("quantity")), numbers.amount(product.get("price"))
     if not isinstance(item_id, str | int) or isinstance(item_id, bool) or item_id == "":
         return [*warnings, "product.item_id: required for a cart line; line ignored"]
-    if isinstance(quantity, bool) or not isinstance(quantity, int | float) or quantity < 0 or price is None:
+    if quantity is None or price is None:
         return [*warnings, "product.quantity/price: numbers required for a cart line; line ignored"]
-    item_key = str(item_id)
+    item_key = str(item_id)[:200]
     cart = [line for line in (row.cart or []) if line["itemId"] != item_key]
     if quantity > 0:
         cart.append(
@@ -187,10 +183,10 @@ def _add_to_cart(row: Session, product: Any, currency: Any) -> list[str]:
                 "type": _str(product.get("type")),
                 "referenceId": _str(product.get("referenceId")),
                 "orderedAt": _str(product.get("orderedAt")),
-                "quantity": int(quantity) if float(quantity).is_integer() else float(quantity),
+                "quantity": quantity,
                 "price": price,
                 "currency": _str(product.get("currency")) or (currency if isinstance(currency, str) else None),
-                "originalPrice": _number(product.get("originalPrice")),
+                "originalPrice": numbers.amount(product.get("originalPrice")),
                 "originalCurrencyCode": _str(product.get("originalCurrencyCode")),
                 "confirmed": False,
             }

@@ -58,12 +58,32 @@ def validate(message: Any, *, production: bool) -> tuple[str, str]:
     if not isinstance(message, dict):
         raise UnparseableMessage("Unable to parse message")
     event_type = message.get("type")
-    if not isinstance(event_type, str) or not event_type.strip() or len(event_type) > TYPE_MAX_LEN:
+    if not isinstance(event_type, str) or not event_type.strip():
         raise MissingAttribute("Missing required attribute: type")
+    if len(event_type) > TYPE_MAX_LEN:
+        raise MissingAttribute("Attribute type must be at most 100 characters")
     browser_id = message.get("browser_id")
     if not isinstance(browser_id, str) or not browser_id.strip():
         raise MissingAttribute("Missing required attribute: browser_id")
     return event_type, browser_id.strip()
+
+
+def reject_nul(message: Any, raw: str) -> None:
+    """NUL cannot be stored in PostgreSQL text; refuse such messages on every dialect alike."""
+    if "\\u0000" not in raw and "\x00" not in raw:
+        return
+    if _has_nul(message):
+        raise UnparseableMessage("Unable to parse message")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def validate_ext(message: dict[str, Any]) -> None:
@@ -100,6 +120,7 @@ async def ingest(session: AsyncSession, ctx: StreamContext, message: Any, *, raw
     event_type, browser_id = validate(message, production=ctx.production)
     # Lock the browser row: events of one browser are applied one at a time.
     browser = await guests.get_browser(session, browser_id, for_update=True)
+    reject_nul(message, raw)
     validate_ext(message)
     if event_type == "FORCE_CLOSE" and ctx.production:
         raise ForceCloseNotAllowed("FORCE_CLOSE is not supported in production environments")
