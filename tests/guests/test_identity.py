@@ -145,7 +145,7 @@ async def test_identity_without_identifiers_or_email_warns(client: httpx.AsyncCl
     browser = await create_browser(client)
     sent = await identify(client, browser["ref"])
     stored = await event_record(client, browser["customer_ref"], sent["event_ref"])
-    assert stored["warnings"] == ["IDENTITY without identifiers or email: nothing to resolve"]
+    assert stored["warnings"] == ["IDENTITY without identifiers: no identity resolution"]
     assert (await _guest(client, browser["customer_ref"]))["guestType"] == "visitor"
 
 

@@ -125,6 +125,8 @@ async def identify(
     if len(qualifying) < len(data.identifiers):
         resolution.warnings.append("identifiers: providers not in the identity rules were ignored")
     if not qualifying:
+        if not data.identifiers:
+            resolution.warnings.append("IDENTITY without identifiers: no identity resolution")
         _apply_pii(current, data, now)
         return resolution
 

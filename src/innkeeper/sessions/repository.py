@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,6 +103,13 @@ class SessionRepository:
 
     async def get_event(self, ref: str) -> Event | None:
         return await self.session.get(Event, ref)
+
+    async def retime(self, pos: str, timeout: timedelta) -> None:
+        rows = await self.session.execute(
+            select(Session).where(Session.point_of_sale == pos, Session.status == "OPEN").with_for_update()
+        )
+        for row in rows.scalars():
+            row.expires_at = row.last_activity_at + timeout
 
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
         await self.session.execute(update(Session).where(Session.guest_ref == from_guest).values(guest_ref=to_guest))

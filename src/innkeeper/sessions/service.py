@@ -10,7 +10,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.connections import service as outbox
-from innkeeper.core import numbers
+from innkeeper.core import events, numbers
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import new_ref
 from innkeeper.sessions._device import parse_user_agent
@@ -305,6 +305,12 @@ async def record_event(session: AsyncSession, event: Event) -> None:
     """Store an event row."""
     SessionRepository(session).add(event)
     await session.flush()
+
+
+@events.subscribe(events.PointOfSaleRetimed)
+async def retime_open_sessions(session: AsyncSession, event: events.PointOfSaleRetimed) -> None:
+    """A point of sale's timeout changed: open sessions now expire by the new timeout."""
+    await SessionRepository(session).retime(event.name, timedelta(minutes=event.timeout_minutes))
 
 
 async def move_guest(session: AsyncSession, from_guest: str, *, into: str) -> None:

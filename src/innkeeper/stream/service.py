@@ -205,8 +205,6 @@ async def _process(
             await sessions.close_browser_sessions(
                 session, browser.ref, reason="IDENTITY_SWITCH", clock=clock, guest_ref=resolution.switched_from
             )
-        if not data.identifiers and not data.email and not data.fields:
-            outcome.warnings.append("IDENTITY without identifiers or email: nothing to resolve")
     elif event_type == "ORDER_CHECKOUT":
         guest = await guests.get_guest(session, browser.guest_ref)
         if guest.guest_type == "visitor":

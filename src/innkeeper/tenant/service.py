@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import events
 from innkeeper.core.auth import hash_token, new_api_token, new_client_key
 from innkeeper.core.clock import Clock
 from innkeeper.core.config import Settings
@@ -206,11 +207,14 @@ async def update_point_of_sale(
     """Replace a point of sale's fields (the name stays)."""
     pos = await get_point_of_sale(session, name)
     _validate_pos(name, fields)
+    old_timeout = pos.timeout_minutes
     for key in POS_FIELDS:
         value = fields.get(key)
         setattr(pos, key, DEFAULT_TIMEOUT_MINUTES if key == "timeout_minutes" and value is None else value)
     pos.modified_at = clock.now()
     await session.flush()
+    if pos.timeout_minutes != old_timeout:
+        await events.publish(session, events.PointOfSaleRetimed(pos.name, pos.timeout_minutes))
     return pos
 
 
