@@ -123,7 +123,9 @@ async def _never_500(response: httpx.Response) -> None:
     """No request in the suite may ever get a 500: an expected failure is never a server error."""
     if response.status_code >= 500:
         await response.aread()
-        raise AssertionError(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
+        raise AssertionError(
+            f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}"
+        )
 
 
 @pytest.fixture

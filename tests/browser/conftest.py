@@ -77,15 +77,11 @@ def sdk_dir() -> Path:
 def node_bin(sdk_dir: Path) -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.skip(
-            f"node not found: install Node.js >= 18 (apt-get install -y nodejs npm); then {SETUP_HINT}"
-        )
+        pytest.skip(f"node not found: install Node.js >= 18 (apt-get install -y nodejs npm); then {SETUP_HINT}")
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     major = int(version.stdout.strip().lstrip("v").split(".")[0] or 0)
     if major < 18:
-        pytest.skip(
-            f"node {version.stdout.strip()} is too old (Engage needs global fetch, node >= 18)"
-        )
+        pytest.skip(f"node {version.stdout.strip()} is too old (Engage needs global fetch, node >= 18)")
     return node
 
 

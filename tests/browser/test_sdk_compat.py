@@ -126,8 +126,7 @@ def admin_get(server: LiveServer, path: str, diag: str) -> dict[str, Any]:
     with server.admin() as client:
         resp = client.get(path)
     assert resp.status_code == 200, (
-        f"GET {path} -> {resp.status_code} {resp.text[:1000]}\n{diag}\n--- server log ---\n"
-        + server.log_tail()
+        f"GET {path} -> {resp.status_code} {resp.text[:1000]}\n{diag}\n--- server log ---\n" + server.log_tail()
     )
     data: dict[str, Any] = resp.json()
     return data
@@ -177,9 +176,7 @@ def assert_one_session(
     pretty = json.dumps(timeline, indent=1)[:6000]
     guest = timeline.get("guest") or {}
     assert guest.get("ref") == guest_id, f"timeline guest ref: {pretty}"
-    assert guest.get("guestType") == "customer", (
-        f"guest should be a customer after IDENTITY: {pretty}\n{diag}"
-    )
+    assert guest.get("guestType") == "customer", f"guest should be a customer after IDENTITY: {pretty}\n{diag}"
     if email is not None:
         assert guest.get("email") == email, f"guest email not applied: {pretty}\n{diag}"
     have = {(i.get("provider"), i.get("id")) for i in guest.get("identifiers") or []}
@@ -198,9 +195,7 @@ def assert_one_session(
     session_events = session.get("events") or []
     by_ref = {e.get("ref"): e for e in session_events}
     missing = {name: ref for name, ref in event_refs.items() if ref not in by_ref}
-    assert not missing, (
-        f"events {missing} are not in session {session.get('ref')}: {pretty}\n{diag}"
-    )
+    assert not missing, f"events {missing} are not in session {session.get('ref')}: {pretty}\n{diag}"
     for name, ref in event_refs.items():
         assert by_ref[ref].get("processingStatus") == "SUCCESS", (
             f"{name} event {ref} not processed successfully: {by_ref[ref]}\n{diag}"
@@ -393,7 +388,11 @@ async ({ edgeUrl, contextId, siteName, email }) => {
     await step('browserId', async () => sdk.getBrowserId());
     await step('guestId', () => sdk.getGuestId());
     // The personalize package writes sc_cid_personalize from create.json's customer_ref.
-    await step('personalizeWait', async () => { for (let i = 0; i < 50 && !document.cookie.includes('sc_cid_personalize='); i++) await new Promise(r => setTimeout(r, 100)); return true; });
+    await step('personalizeWait', async () => {
+      for (let i = 0; i < 50 && !document.cookie.includes('sc_cid_personalize='); i++)
+        await new Promise(r => setTimeout(r, 100));
+      return true;
+    });
     out.cookie = document.cookie;
   } catch (e) { /* out.error already set */ }
   return out;
@@ -464,18 +463,14 @@ def test_cloud_sdk_browser(chromium_page: Any, site_server: str, live_server: Li
         expect_cart_item=None,
         diag=diag,
     )
-    custom = [
-        e for e in timeline["items"][0]["events"] if e.get("ref") == out["custom"]["event_ref"]
-    ]
+    custom = [e for e in timeline["items"][0]["events"] if e.get("ref") == out["custom"]["event_ref"]]
     assert custom and custom[0].get("type") == "ADD_TO_WISHLIST", timeline
 
 
 # --------------------------------------------------------------------------- 3. Engage (Node)
 
 
-def test_engage_server_sdk_node(
-    node_bin: str, sdk_dir: Path, live_server: LiveServer, tmp_path: Path
-) -> None:
+def test_engage_server_sdk_node(node_bin: str, sdk_dir: Path, live_server: LiveServer, tmp_path: Path) -> None:
     email = f"nora.{uuid.uuid4().hex[:8]}@example.com"
     identifier = f"crm-{uuid.uuid4().hex[:12]}"
     payload = {
@@ -508,9 +503,7 @@ def test_engage_server_sdk_node(
     browser_id = out["browserId"]
     assert out["cookieName"] == f"bid_{live_server.client_key}", diag
     assert isinstance(browser_id, str) and UUID_RE.match(browser_id), diag
-    assert step1["setCookie"] and step1["setCookie"].startswith(
-        f"bid_{live_server.client_key}={browser_id};"
-    ), diag
+    assert step1["setCookie"] and step1["setCookie"].startswith(f"bid_{live_server.client_key}={browser_id};"), diag
     assert step2["setCookie"].startswith(f"bid_{live_server.client_key}={browser_id};"), diag
 
     # The guest id as the browser SDK's getGuestId() reads it (customer.ref).
@@ -530,10 +523,7 @@ def test_engage_server_sdk_node(
     posts = [c for c in calls if c["method"] == "POST" and c["url"].endswith("/v1.2/events")]
     assert len(posts) == 4, diag
     first_view = json.loads(posts[0]["body"])
-    assert (
-        first_view["utm_source"] == "newsletter"
-        and first_view["client_key"] == live_server.client_key
-    ), diag
+    assert first_view["utm_source"] == "newsletter" and first_view["client_key"] == live_server.client_key, diag
 
     assert_one_session(
         live_server,

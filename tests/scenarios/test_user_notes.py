@@ -93,11 +93,7 @@ def _outbox_count(db_url: str, session_ref: str) -> int:
     async def count() -> None:
         engine = create_async_engine(db_url, poolclass=NullPool)
         async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.text("SELECT payload FROM outbox WHERE topic = 'session.closed'")
-                )
-            ).all()
+            rows = (await conn.execute(sa.text("SELECT payload FROM outbox WHERE topic = 'session.closed'"))).all()
         await engine.dispose()
         payloads = [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in rows]
         counted.append(sum(1 for p in payloads if p["sessionRef"] == session_ref))
@@ -132,8 +128,17 @@ def test_abandoned_cart_with_force_close(dev_server: LiveServer, db_url: str) ->
     assert status == 201, body
     guest_ref = body["customer_ref"]
 
-    product = {"type": "SHOES", "item_id": "SHOES_8475GHT", "name": "Running shoes", "orderedAt": "2026-01-15T09:00",
-               "quantity": 1, "price": 120.0, "productId": "SHOES", "currency": "GBP", "referenceId": "SHOES-1"}
+    product = {
+        "type": "SHOES",
+        "item_id": "SHOES_8475GHT",
+        "name": "Running shoes",
+        "orderedAt": "2026-01-15T09:00",
+        "quantity": 1,
+        "price": 120.0,
+        "productId": "SHOES",
+        "currency": "GBP",
+        "referenceId": "SHOES-1",
+    }
     status, body = _postman(dev_server, _message(browser_id, "ADD", product=product))
     assert status == 201, body
 

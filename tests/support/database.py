@@ -37,7 +37,7 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
     def target() -> None:
         try:
             asyncio.run(factory())
-        except BaseException as exc:  # re-raised in the calling thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             errors.append(exc)
 
     thread = threading.Thread(target=target)
@@ -73,7 +73,9 @@ def postgres_database(admin_url: str, name: str) -> str:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async def recreate() -> None:
-        engine = create_async_engine(admin_url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT")
+        engine = create_async_engine(
+            admin_url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT"
+        )
         async with engine.connect() as conn:
             await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -101,7 +103,9 @@ def drop_database(admin_url: str, name: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async def drop() -> None:
-        engine = create_async_engine(admin_url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT")
+        engine = create_async_engine(
+            admin_url.replace("postgresql://", "postgresql+asyncpg://", 1), isolation_level="AUTOCOMMIT"
+        )
         async with engine.connect() as conn:
             await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await engine.dispose()

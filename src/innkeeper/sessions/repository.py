@@ -104,12 +104,12 @@ class SessionRepository:
     async def get_event(self, ref: str) -> Event | None:
         return await self.session.get(Event, ref)
 
-    async def retime(self, pos: str, timeout: timedelta) -> None:
+    async def retime(self, pos: str, idle: timedelta) -> None:
         rows = await self.session.execute(
             select(Session).where(Session.point_of_sale == pos, Session.status == "OPEN").with_for_update()
         )
         for row in rows.scalars():
-            row.expires_at = row.last_activity_at + timeout
+            row.expires_at = row.last_activity_at + idle
 
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
         await self.session.execute(update(Session).where(Session.guest_ref == from_guest).values(guest_ref=to_guest))
