@@ -15,6 +15,12 @@ import sqlalchemy as sa
 from innkeeper import migrations
 
 TABLES_IN_DELETE_ORDER = (
+    "jobs",
+    "audit_log",
+    "order_extensions",
+    "order_consumers",
+    "order_contacts",
+    "guest_extensions",
     "events",
     "sessions",
     "order_items",

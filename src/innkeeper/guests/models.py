@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,6 +38,10 @@ class Guest(Base):
     state: Mapped[str | None] = mapped_column(String(200), nullable=True)
     post_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     country: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    passport_number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    passport_expiry: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Set by DELETE: the guest is hidden at once and purged by the worker.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class GuestIdentifier(Base):
@@ -63,3 +68,19 @@ class Browser(Base):
     user_agent: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class GuestExtension(Base):
+    """A guest data extension (``ext``, ``ext1`` … ``ext5``): one flat object of primitives."""
+
+    __tablename__ = "guest_extensions"
+    __table_args__ = (UniqueConstraint("guest_ref", "name", name="uq_guest_extensions_guest_name"),)
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"), index=True)
+    name: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(20), default="default")
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)

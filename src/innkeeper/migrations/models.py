@@ -1,6 +1,7 @@
 """Every table, imported so Alembic sees the whole metadata."""
 
 from innkeeper.connections import models as connections_models
+from innkeeper.core import audit, jobs
 from innkeeper.core.db import Base
 from innkeeper.guests import models as guests_models
 from innkeeper.orders import models as orders_models
@@ -9,6 +10,8 @@ from innkeeper.tenant import models as tenant_models
 
 __all__ = [
     "Base",
+    "audit",
+    "jobs",
     "connections_models",
     "guests_models",
     "orders_models",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String
+from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from innkeeper.core.db import Base, UTCDateTime
+from innkeeper.core.db import Base, JSONType, UTCDateTime
 
 
 class Order(Base):
@@ -16,7 +17,8 @@ class Order(Base):
     __tablename__ = "orders"
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
-    guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"), index=True)
+    # Orders created over REST without a contact belong to no guest yet.
+    guest_ref: Mapped[str | None] = mapped_column(ForeignKey("guests.ref"), index=True, nullable=True)
     reference_id: Mapped[str] = mapped_column(String(200), unique=True)
     session_ref: Mapped[str | None] = mapped_column(String(36), nullable=True)
     status: Mapped[str] = mapped_column(String(30))
@@ -49,3 +51,52 @@ class OrderItem(Base):
     currency_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
     original_price: Mapped[float | None] = mapped_column(Float, nullable=True)
     original_currency_code: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    vendor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    ordered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OrderContact(Base):
+    """The primary contact of an order; links the order to a guest."""
+
+    __tablename__ = "order_contacts"
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    order_ref: Mapped[str] = mapped_column(ForeignKey("orders.ref"), unique=True)
+    guest_ref: Mapped[str | None] = mapped_column(ForeignKey("guests.ref"), index=True, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderConsumer(Base):
+    """Someone who consumes items of an order."""
+
+    __tablename__ = "order_consumers"
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    order_ref: Mapped[str] = mapped_column(ForeignKey("orders.ref"), index=True)
+    guest_ref: Mapped[str | None] = mapped_column(ForeignKey("guests.ref"), index=True, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    order_item_refs: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderExtension(Base):
+    """The ``ext`` data extension of an order or of an order item."""
+
+    __tablename__ = "order_extensions"
+    __table_args__ = (UniqueConstraint("owner_type", "owner_ref", "name", name="uq_order_extensions_owner_name"),)
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_type: Mapped[str] = mapped_column(String(10))  # "order" | "orderItem"
+    owner_ref: Mapped[str] = mapped_column(String(36), index=True)
+    order_ref: Mapped[str] = mapped_column(ForeignKey("orders.ref"), index=True)
+    name: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(20), default="default")
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)

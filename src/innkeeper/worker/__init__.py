@@ -6,15 +6,81 @@ import asyncio
 import contextlib
 import logging
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import jobs
+from innkeeper.core.clock import Clock
 from innkeeper.core.db import in_transaction
+from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
 from innkeeper.sessions import service as sessions
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
+
+JobHandler = Callable[[AsyncSession, dict[str, Any], Clock], Awaitable[None]]
+# kind -> handler. A handler runs in one transaction with the job's completion, and must be
+# safe to run twice (a worker can die after the work and before the commit).
+HANDLERS: dict[str, JobHandler] = {}
+
+
+def handles(kind: str) -> Callable[[JobHandler], JobHandler]:
+    """Register the handler of a job kind."""
+
+    def register(handler: JobHandler) -> JobHandler:
+        HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+async def run_jobs_once(runtime: Runtime, *, limit: int = 100) -> int:
+    """Run due jobs (at most ``limit``); returns how many were attempted."""
+    attempted = 0
+    while attempted < limit:
+
+        async def take(session: AsyncSession) -> tuple[int, str, dict[str, Any]] | None:
+            job = await jobs.lease(session, now=runtime.clock.now())
+            return None if job is None else (job.id, job.kind, dict(job.payload))
+
+        taken = await in_transaction(runtime.sessions, take)
+        if taken is None:
+            return attempted
+        attempted += 1
+        job_id, kind, payload = taken
+        handler = HANDLERS.get(kind)
+
+        async def work(session: AsyncSession) -> None:
+            if handler is None:
+                raise UnknownJob(f"no handler for job kind {kind!r}")
+            await handler(session, payload, runtime.clock)
+            job = await jobs.get(session, job_id)
+            if job is not None:
+                jobs.finish(job, now=runtime.clock.now())
+
+        try:
+            await in_transaction(runtime.sessions, work)
+        except (DBAPIError, InnkeeperError) as exc:
+            log.warning("job %d (%s) failed: %s; will retry", job_id, kind, type(exc).__name__)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+
+            async def fail(session: AsyncSession) -> None:
+                job = await jobs.get(session, job_id)
+                if job is not None:
+                    jobs.retry_later(job, error, now=runtime.clock.now())
+
+            await in_transaction(runtime.sessions, fail)
+    return attempted
+
+
+class UnknownJob(InnkeeperError):
+    """A job of a kind no handler is registered for."""
+
+    code = "unknown_job"
 
 
 async def sweep_once(runtime: Runtime) -> int:
@@ -40,6 +106,9 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
             closed = await sweep_once(runtime)
             if closed:
                 log.info("sweeper closed %d sessions", closed)
+            ran = await run_jobs_once(runtime)
+            if ran:
+                log.info("worker ran %d jobs", ran)
         except (OperationalError, DBAPIError) as exc:
             # The database is unreachable or busy: nothing is lost, try again next tick.
             log.warning("sweeper could not run: %s", type(exc).__name__)
