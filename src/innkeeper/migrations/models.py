@@ -11,9 +11,9 @@ from innkeeper.tenant import models as tenant_models
 __all__ = [
     "Base",
     "audit",
-    "jobs",
     "connections_models",
     "guests_models",
+    "jobs",
     "orders_models",
     "sessions_models",
     "tenant_models",

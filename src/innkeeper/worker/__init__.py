@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,30 +50,33 @@ async def run_jobs_once(runtime: Runtime, *, limit: int = 100) -> int:
         if taken is None:
             return attempted
         attempted += 1
-        job_id, kind, payload = taken
-        handler = HANDLERS.get(kind)
+        await _run_one(runtime, *taken)
+    return attempted
 
-        async def work(session: AsyncSession) -> None:
-            if handler is None:
-                raise UnknownJob(f"no handler for job kind {kind!r}")
-            await handler(session, payload, runtime.clock)
+
+async def _run_one(runtime: Runtime, job_id: int, kind: str, payload: dict[str, Any]) -> None:
+    handler = HANDLERS.get(kind)
+
+    async def work(session: AsyncSession) -> None:
+        if handler is None:
+            raise UnknownJob(f"no handler for job kind {kind!r}")
+        await handler(session, payload, runtime.clock)
+        job = await jobs.get(session, job_id)
+        if job is not None:
+            jobs.finish(job, now=runtime.clock.now())
+
+    try:
+        await in_transaction(runtime.sessions, work)
+    except (DBAPIError, InnkeeperError) as exc:
+        log.warning("job %d (%s) failed: %s; will retry", job_id, kind, type(exc).__name__)
+        error = f"{type(exc).__name__}: {exc}"[:500]
+
+        async def fail(session: AsyncSession) -> None:
             job = await jobs.get(session, job_id)
             if job is not None:
-                jobs.finish(job, now=runtime.clock.now())
+                jobs.retry_later(job, error, now=runtime.clock.now())
 
-        try:
-            await in_transaction(runtime.sessions, work)
-        except (DBAPIError, InnkeeperError) as exc:
-            log.warning("job %d (%s) failed: %s; will retry", job_id, kind, type(exc).__name__)
-            error = f"{type(exc).__name__}: {exc}"[:500]
-
-            async def fail(session: AsyncSession) -> None:
-                job = await jobs.get(session, job_id)
-                if job is not None:
-                    jobs.retry_later(job, error, now=runtime.clock.now())
-
-            await in_transaction(runtime.sessions, fail)
-    return attempted
+        await in_transaction(runtime.sessions, fail)
 
 
 class UnknownJob(InnkeeperError):
