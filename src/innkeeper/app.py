@@ -25,6 +25,7 @@ from innkeeper.http.cors import CORSMiddleware
 from innkeeper.http.errors import rest_error, rest_error_for
 from innkeeper.http.limits import RestLimits
 from innkeeper.http.responses import json_response
+from innkeeper.orders.api import router as orders_router
 from innkeeper.sessions.api import router as sessions_router
 from innkeeper.stream.api import routes as stream_routes
 from innkeeper.tenant import service as tenant
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(tenant_router)
     app.include_router(guests_router)
     app.include_router(sessions_router)
+    app.include_router(orders_router)
     _error_handlers(app)
     app.add_middleware(RestLimits)
     app.add_middleware(CORSMiddleware)
