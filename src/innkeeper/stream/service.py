@@ -185,8 +185,12 @@ async def _process(
     if pos_name is None:
         outcome.failure = "Missing point of sale"
         return outcome
-    settings = await tenant.get_tenant(session)
-    pos = await tenant.resolve_pos(session, pos_name, auto_create=settings.auto_create_pos, clock=clock)
+    # The tenant row is read only when needed: an unknown point of sale (auto-create
+    # setting) or an IDENTITY (identity rules); most events need neither.
+    pos = await tenant.resolve_pos(session, pos_name, auto_create=False, clock=clock)
+    if pos is None:
+        settings = await tenant.get_tenant(session)
+        pos = await tenant.resolve_pos(session, pos_name, auto_create=settings.auto_create_pos, clock=clock)
     if pos is None:
         outcome.failure = f"Unknown point of sale: {pos_name}"
         return outcome
@@ -194,6 +198,7 @@ async def _process(
     event_type = event.type
 
     if event_type == "IDENTITY":
+        settings = await tenant.get_tenant(session)
         data = identity.parse_identity(message, email_fallback=settings.email_fallback)
         providers = {str(rule.get("provider")) for rule in settings.identity_rules} or None
         resolution = await identity.identify(session, browser, data, providers=providers, clock=clock)
