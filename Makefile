@@ -52,6 +52,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py --db sqlite
 	$(BIN)/python benchmarks/ingest.py --db postgres
+	$(BIN)/python benchmarks/batch.py --db sqlite
 
 ## New Alembic revision from the models: make migration m="add guest index"
 migration: $(STAMP)

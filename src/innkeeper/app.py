@@ -15,15 +15,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from innkeeper import __version__, worker
+from innkeeper.batch.api import UPLOAD_PREFIX
+from innkeeper.batch.api import router as batch_router
 from innkeeper.core.clock import Clock, SystemClock
 from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, in_transaction, session_factory
 from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
+from innkeeper.guests.api import rest_router as guests_rest_router
 from innkeeper.guests.api import router as guests_router
 from innkeeper.http.cors import CORSMiddleware
 from innkeeper.http.errors import rest_error, rest_error_for
 from innkeeper.http.limits import RestLimits
+from innkeeper.http.openapi import install as install_openapi
 from innkeeper.http.responses import json_response
 from innkeeper.orders.api import router as orders_router
 from innkeeper.sessions.api import router as sessions_router
@@ -75,10 +79,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.router.routes[:0] = [*stream_routes(), Route("/healthz", healthz, methods=["GET"])]
     app.include_router(tenant_router)
     app.include_router(guests_router)
+    app.include_router(guests_rest_router)
     app.include_router(sessions_router)
     app.include_router(orders_router)
+    app.include_router(batch_router)
     _error_handlers(app)
-    app.add_middleware(RestLimits)
+    install_openapi(app)
+    app.add_middleware(RestLimits, skip_prefixes=(UPLOAD_PREFIX,))
     app.add_middleware(CORSMiddleware)
     return app
 

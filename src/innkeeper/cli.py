@@ -7,15 +7,18 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper import __version__, migrations
 from innkeeper.core.clock import SystemClock, iso
 from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, in_transaction, session_factory
+from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
 from innkeeper.tenant import service as tenant
 
@@ -205,5 +208,47 @@ def tokens_revoke(token_id: str) -> None:
     async def work(session: AsyncSession) -> None:
         await tenant.revoke_token(session, token_id, clock=SystemClock())
 
-    _with_session(settings, work)
+    try:
+        _with_session(settings, work)
+    except InnkeeperError as exc:
+        raise click.ClickException(f"{exc.message}: {exc.developer_message or token_id}") from None
     click.echo("revoked")
+
+
+@main.group()
+def batch() -> None:
+    """Sitecore Batch API: upload NDJSON files of guests, orders and tracking events."""
+
+
+@batch.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", default=None, help="Server base URL (default: INNKEEPER_PUBLIC_URL, else http://HOST:PORT).")
+@click.option("--client-key", default=None, help="Client key (default: INNKEEPER_CLIENT_KEY).")
+@click.option("--api-token", default=None, help="API token with rw scope (default: INNKEEPER_API_TOKEN).")
+@click.option(
+    "--max-size", type=click.IntRange(min=1024), default=52_428_800, show_default=True, help="Largest batch in bytes."
+)
+@click.option("--wait", is_flag=True, help="Wait for every batch to finish; print counts and the first errors.")
+def batch_upload(
+    file: Path, url: str | None, client_key: str | None, api_token: str | None, max_size: int, wait: bool
+) -> None:
+    """Upload FILE (.json/.ndjson or .gz; split into batches below --max-size) and optionally wait."""
+    from innkeeper.batch.uploader import BatchClient, UploadFailed, upload_file
+
+    settings = _settings()
+    base = url or settings.public_url or f"http://{settings.host}:{settings.port}"
+    key, token = client_key or settings.client_key, api_token or settings.api_token
+    if not key or not token:
+        raise click.UsageError(
+            "--client-key and --api-token (or INNKEEPER_CLIENT_KEY / INNKEEPER_API_TOKEN) are required"
+        )
+    client = BatchClient(base, key, token)
+    try:
+        outcomes = upload_file(file, client, max_size=max_size, wait=wait, echo=click.echo)
+    except (UploadFailed, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        client.close()
+    failed = [o for o in outcomes if o.status in ("error", "corrupted")]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(outcomes)} batches failed")

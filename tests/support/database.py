@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from innkeeper import migrations
 
 TABLES_IN_DELETE_ORDER = (
+    "batch_errors",
+    "batches",
     "jobs",
     "audit_log",
     "order_extensions",

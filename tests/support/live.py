@@ -65,9 +65,15 @@ class LiveServer:
 
 @contextlib.contextmanager
 def live_server(
-    db_url: str, directory: Path, *, environment: str = "development", pos: str = "sdkstore/ireland"
+    db_url: str,
+    directory: Path,
+    *,
+    environment: str = "development",
+    pos: str = "sdkstore/ireland",
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[LiveServer]:
-    """Run `innkeeper serve` against ``db_url`` until the block ends."""
+    """Run `innkeeper serve` against ``db_url`` until the block ends (``extra_env``: more INNKEEPER_*)."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")}
     port = free_port()
     client_key = secrets.token_hex(16)  # 32 characters, like a Sitecore client key
@@ -79,11 +85,12 @@ def live_server(
         "INNKEEPER_API_TOKEN": api_token,
         "INNKEEPER_POINT_OF_SALE": pos,
         "INNKEEPER_ENVIRONMENT": environment,
+        **(extra_env or {}),
     }
     log_path = directory / f"innkeeper-serve-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [innkeeper_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [innkeeper_bin(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

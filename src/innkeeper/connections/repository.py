@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.connections.models import OutboxMessage
@@ -17,13 +17,21 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_once(self, *, topic: str, key: str, payload: dict[str, Any], now: datetime) -> None:
+    async def insert_once(
+        self, *, topic: str, key: str, payload: dict[str, Any], now: datetime, guest_ref: str | None = None
+    ) -> None:
         exists = await self.session.execute(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
         if exists.first() is not None:
             return
         self.session.add(
             OutboxMessage(
-                topic=topic, idempotency_key=key, payload=payload, created_at=now, available_at=now, attempts=0
+                topic=topic,
+                idempotency_key=key,
+                payload=payload,
+                guest_ref=guest_ref,
+                created_at=now,
+                available_at=now,
+                attempts=0,
             )
         )
 
@@ -32,3 +40,8 @@ class OutboxRepository:
         if topic is not None:
             stmt = stmt.where(OutboxMessage.topic == topic)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def purge_guest(self, guest_ref: str) -> int:
+        """Delete every message about a guest (delivered or not)."""
+        result = await self.session.execute(delete(OutboxMessage).where(OutboxMessage.guest_ref == guest_ref))
+        return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]

@@ -10,9 +10,22 @@ from innkeeper.connections.repository import OutboxRepository
 from innkeeper.core.clock import Clock
 
 
-async def enqueue(session: AsyncSession, topic: str, *, key: str, payload: dict[str, Any], clock: Clock) -> None:
-    """Write an outbox message; the same ``key`` is only ever written once."""
-    await OutboxRepository(session).insert_once(topic=topic, key=key, payload=payload, now=clock.now())
+async def enqueue(
+    session: AsyncSession,
+    topic: str,
+    *,
+    key: str,
+    payload: dict[str, Any],
+    clock: Clock,
+    guest_ref: str | None = None,
+) -> None:
+    """Write an outbox message; the same ``key`` is only ever written once.
+
+    ``guest_ref`` names the guest the message is about, so deleting that guest purges it.
+    """
+    await OutboxRepository(session).insert_once(
+        topic=topic, key=key, payload=payload, now=clock.now(), guest_ref=guest_ref
+    )
 
 
 async def pending(session: AsyncSession, *, topic: str | None = None) -> list[dict[str, Any]]:
@@ -22,3 +35,8 @@ async def pending(session: AsyncSession, *, topic: str | None = None) -> list[di
         {"id": r.id, "topic": r.topic, "key": r.idempotency_key, "payload": r.payload, "attempts": r.attempts}
         for r in rows
     ]
+
+
+async def purge_guest(session: AsyncSession, guest_ref: str) -> int:
+    """Delete every outbox message about a guest (guest deletion); returns rows deleted."""
+    return await OutboxRepository(session).purge_guest(guest_ref)

@@ -43,6 +43,21 @@ class Settings:
     )
     public_url: str | None = _setting(None, "Base URL used in `href` fields; taken from the request when unset.")
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+    data_dir: str = _setting(
+        "./innkeeper-data", "Directory for uploaded batch files (created when missing); shared by API and workers."
+    )
+    batch_max_size: int = _setting(
+        52_428_800, "Largest batch file accepted, in bytes (Sitecore: 50 MB compressed); lower it in tests."
+    )
+    batch_chunk_lines: int = _setting(
+        500, "Batch import lines applied per transaction; progress commits with each chunk."
+    )
+    batch_lease_seconds: float = _setting(
+        60.0, "How long a worker holds a batch between progress commits; a dead worker's batch resumes after it."
+    )
+    batch_chunk_delay_seconds: float = _setting(
+        0.0, "Testing only: pause after each committed batch chunk (to kill a worker mid-import)."
+    )
 
     @property
     def production(self) -> bool:
@@ -74,7 +89,9 @@ class Settings:
 def _convert(name: str, raw: str) -> object:
     if name == "port":
         return int(raw)
-    if name == "sweep_interval_seconds":
+    if name in ("batch_max_size", "batch_chunk_lines"):
+        return int(raw)
+    if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds"):
         return float(raw)
     if name == "context_ids":
         return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -77,3 +77,13 @@ def retry_later(job: Job, error: str, *, now: datetime) -> None:
     job.last_error = error[:2000]
     job.locked_until = None
     job.run_at = now + timedelta(seconds=min(300, 2**job.attempts))
+
+
+async def scrub(session: AsyncSession, kind: str, *, key: str, value: Any) -> None:
+    """Drop ``key`` from the payload (and the last error) of the pending jobs of ``kind`` whose
+    ``key`` is ``value``: a purge job must not keep the ref of the guest it deleted."""
+    stmt = select(Job).where(Job.kind == kind, Job.done_at.is_(None)).with_for_update()
+    for job in (await session.execute(stmt)).scalars():
+        if (job.payload or {}).get(key) == value:
+            job.payload = {k: v for k, v in job.payload.items() if k != key}
+            job.last_error = None

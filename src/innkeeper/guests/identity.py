@@ -131,6 +131,11 @@ async def identify(
         return resolution
 
     owners = await repo.owners((i.provider, i.id) for i in qualifying)
+    # Never link to a deleted guest (its identifiers go with the deletion; this also covers
+    # a deletion committed while this event was being applied).
+    if owners:
+        deleted = {g.ref for g in await repo.guests({o.guest_ref for o in owners}) if g.deleted_at is not None}
+        owners = [o for o in owners if o.guest_ref not in deleted]
     owner_refs = {o.guest_ref for o in owners}
     others = owner_refs - {current.ref}
     target = current

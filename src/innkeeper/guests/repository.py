@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.guests.models import Browser, Guest, GuestIdentifier
+from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
 
 
 class GuestRepository:
@@ -57,3 +59,179 @@ class GuestRepository:
     async def browsers_of(self, guest_ref: str) -> list[Browser]:
         stmt = select(Browser).where(Browser.guest_ref == guest_ref).order_by(Browser.created_at)
         return list((await self.session.execute(stmt)).scalars())
+
+    # --- Guest REST API (spec §8) ------------------------------------------------------------
+
+    async def get_live(self, ref: str, *, for_update: bool = False) -> Guest | None:
+        """The guest unless it is unknown, retired or deleted."""
+        stmt = select(Guest).where(Guest.ref == ref, Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def search(self, query: GuestQuery, *, offset: int, limit: int) -> list[Guest]:
+        """Live guests matching every given filter, newest (or oldest) first."""
+        stmt = select(Guest).where(Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+        for column, value in ((Guest.first_name, query.first_name), (Guest.last_name, query.last_name)):
+            if value is not None:
+                stmt = stmt.where(func.lower(column) == value.lower())
+        if query.email is not None:
+            stmt = stmt.where(func.lower(Guest.email) == query.email.lower())
+        if query.email_exact is not None:
+            stmt = stmt.where(Guest.email == query.email_exact)
+        if query.phone is not None:
+            stmt = stmt.where(self._phone_matches(query.phone))
+        if query.identifier is not None:
+            provider, value = query.identifier
+            owners = select(GuestIdentifier.guest_ref).where(
+                GuestIdentifier.provider == provider, GuestIdentifier.value == value
+            )
+            stmt = stmt.where(Guest.ref.in_(owners))
+        if query.newest_first:
+            stmt = stmt.order_by(Guest.created_at.desc(), Guest.ref.desc())
+        else:
+            stmt = stmt.order_by(Guest.created_at, Guest.ref)
+        return list((await self.session.execute(stmt.offset(offset).limit(limit))).scalars())
+
+    def _phone_matches(self, phone: str) -> ColumnElement[bool]:
+        # phone_numbers is a JSON array: JSONB containment on PostgreSQL, json_each on SQLite.
+        if self.session.get_bind().dialect.name == "postgresql":
+            return func.jsonb_exists(Guest.phone_numbers, phone)
+        each = func.json_each(Guest.phone_numbers).table_valued("value")
+        return exists(select(1).select_from(each).where(each.c.value == phone))
+
+    async def identifiers_of_many(self, guest_refs: list[str]) -> list[GuestIdentifier]:
+        """Identifiers of several guests, in insertion order."""
+        if not guest_refs:
+            return []
+        stmt = select(GuestIdentifier).where(GuestIdentifier.guest_ref.in_(guest_refs)).order_by(GuestIdentifier.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def remove_identifier(self, row: GuestIdentifier) -> None:
+        """Delete one identifier row."""
+        await self.session.delete(row)
+
+    # --- guest deletion (spec §8.5) -------------------------------------------------------
+
+    async def hide_guest(self, guest_ref: str, now: datetime) -> None:
+        """Mark the guest's browsers deleted and drop its identifiers at once."""
+        await self.session.execute(
+            update(Browser).where(Browser.guest_ref == guest_ref, Browser.deleted_at.is_(None)).values(deleted_at=now)
+        )
+        await self.session.execute(delete(GuestIdentifier).where(GuestIdentifier.guest_ref == guest_ref))
+
+    async def merged_into(self, refs: list[str]) -> list[str]:
+        """Refs of the (retired) guests merged into any of ``refs``."""
+        if not refs:
+            return []
+        stmt = select(Guest.ref).where(Guest.merged_into.in_(refs)).order_by(Guest.ref)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def browser_refs_of(self, guest_refs: list[str]) -> list[str]:
+        """Refs of the browsers of any of ``guest_refs``."""
+        if not guest_refs:
+            return []
+        stmt = select(Browser.ref).where(Browser.guest_ref.in_(guest_refs)).order_by(Browser.ref)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def reassign_browser(self, browser_ref: str, guest_ref: str, now: datetime) -> None:
+        """Point a deleted browser at another guest that still has data on it (a shared device)."""
+        await self.session.execute(
+            update(Browser)
+            .where(Browser.ref == browser_ref)
+            .values(guest_ref=guest_ref, user_agent=None, deleted_at=now)
+        )
+
+    async def purge(self, guest_refs: list[str]) -> int:
+        """Delete the guests' extensions, identifiers, browsers and rows; returns rows deleted."""
+        if not guest_refs:
+            return 0
+        total = 0
+        for model in (GuestExtension, GuestIdentifier, Browser):
+            result = await self.session.execute(delete(model).where(model.guest_ref.in_(guest_refs)))
+            total += _rowcount(result)
+        result = await self.session.execute(delete(Guest).where(Guest.ref.in_(guest_refs)))
+        return total + _rowcount(result)
+
+
+def _rowcount(result: object) -> int:
+    count = getattr(result, "rowcount", 0)
+    return int(count) if isinstance(count, int) and count > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class GuestQuery:
+    """Filters of the guest search (spec §8.2); None means "not filtered"."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    email_exact: str | None = None
+    phone: str | None = None
+    identifier: tuple[str, str] | None = None
+    newest_first: bool = True
+
+
+class GuestExtensionRepository:
+    """Guest data extensions (spec §8.7)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: GuestExtension) -> None:
+        self.session.add(row)
+
+    async def get(self, guest_ref: str, name: str) -> GuestExtension | None:
+        stmt = select(GuestExtension).where(GuestExtension.guest_ref == guest_ref, GuestExtension.name == name)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def of_guests(self, guest_refs: list[str]) -> list[GuestExtension]:
+        """Every extension of the guests, by guest then name (ext, ext1 … ext5)."""
+        if not guest_refs:
+            return []
+        stmt = (
+            select(GuestExtension)
+            .where(GuestExtension.guest_ref.in_(guest_refs))
+            .order_by(GuestExtension.guest_ref, GuestExtension.name)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def page(self, guest_ref: str, *, offset: int, limit: int) -> list[GuestExtension]:
+        """One page of a guest's extensions, by name."""
+        stmt = (
+            select(GuestExtension)
+            .where(GuestExtension.guest_ref == guest_ref)
+            .order_by(GuestExtension.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def remove(self, row: GuestExtension) -> None:
+        """Delete one extension."""
+        await self.session.delete(row)
+
+
+class GuestBatchRepository(GuestRepository):
+    """The extra statements of batch guest records (guests/batch_import.py)."""
+
+    async def batch_by_email(self, email: str) -> Guest | None:
+        """The oldest live guest whose primary email is ``email`` (batch email fallback)."""
+        stmt = (
+            select(Guest)
+            .where(Guest.email == email, Guest.guest_type != "retired", Guest.deleted_at.is_(None))
+            .order_by(Guest.created_at, Guest.ref)
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def batch_extensions_of(self, guest_ref: str) -> list[GuestExtension]:
+        """A guest's data extensions."""
+        stmt = select(GuestExtension).where(GuestExtension.guest_ref == guest_ref).order_by(GuestExtension.name)
+        return list((await self.session.execute(stmt)).scalars())
+
+    def batch_add_extension(self, row: GuestExtension) -> None:
+        self.session.add(row)
+
+    async def batch_delete_extension(self, row: GuestExtension) -> None:
+        await self.session.delete(row)

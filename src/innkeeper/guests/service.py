@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,19 +55,22 @@ def new_guest(now: datetime, *, guest_type: str = "visitor") -> Guest:
 
 
 async def get_browser(session: AsyncSession, ref: str, *, for_update: bool = False) -> Browser:
-    """The browser, or BrowserNotFound (the exact Sitecore message)."""
+    """The browser, or BrowserNotFound (the exact Sitecore message), also when its guest was deleted."""
     if not isinstance(ref, str) or not is_ref(ref):
         raise BrowserNotFound(BROWSER_NOT_FOUND)
     browser = await GuestRepository(session).get_browser(ref.lower(), for_update=for_update)
-    if browser is None:
+    # Deleting a guest marks all its browsers deleted in the same transaction. (No join with
+    # guests here: under FOR UPDATE, PostgreSQL re-checks a join against the old guest row
+    # when a concurrent merge moved the browser, and would report it missing.)
+    if browser is None or browser.deleted_at is not None:
         raise BrowserNotFound(BROWSER_NOT_FOUND)
     return browser
 
 
 async def get_guest(session: AsyncSession, ref: str, *, for_update: bool = False) -> Guest:
-    """A live guest (retired guests read as not found)."""
+    """A live guest (retired and deleted guests read as not found)."""
     guest = await GuestRepository(session).get(ref, for_update=for_update) if is_ref(ref) else None
-    if guest is None or guest.guest_type == "retired":
+    if guest is None or guest.guest_type == "retired" or guest.deleted_at is not None:
         raise GuestNotFound(
             "The specified resource does not exist.", developer_message=f"Guest with ref {ref} was not found"
         )
@@ -124,3 +128,52 @@ def guest_summary(guest: Guest, identifiers: list[GuestIdentifier]) -> dict[str,
 
 def _clip(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
+
+
+# --- guest deletion (spec §8.5): hide at once here, purge in the worker --------------------
+
+
+async def hide(session: AsyncSession, guest_ref: str, *, clock: Clock) -> Guest:
+    """Hide a live guest at once: its browsers read as deleted and its identifiers are gone.
+
+    Dropping the identifiers now means a new IDENTITY with the same email makes a fresh
+    guest and no search finds the deleted one. Raises GuestNotFound when there is no live guest.
+    """
+    guest = await get_guest(session, guest_ref, for_update=True)
+    now = clock.now()
+    guest.deleted_at = now
+    guest.modified_at = now
+    await GuestRepository(session).hide_guest(guest.ref, now)
+    await session.flush()
+    return guest
+
+
+async def purge_family(session: AsyncSession, guest_ref: str) -> list[str]:
+    """The guest's ref and, recursively, the refs of retired guests merged into it."""
+    repo = GuestRepository(session)
+    family = [guest_ref]
+    frontier = [guest_ref]
+    while frontier:
+        frontier = [ref for ref in await repo.merged_into(frontier) if ref not in family]
+        family.extend(frontier)
+    return family
+
+
+async def browser_refs_of(session: AsyncSession, guest_refs: list[str]) -> list[str]:
+    """Refs of the browsers of the given guests."""
+    return await GuestRepository(session).browser_refs_of(guest_refs)
+
+
+async def purge_guest(
+    session: AsyncSession, guest_ref: str, *, keep_browsers: Mapping[str, str] | None = None, clock: Clock
+) -> int:
+    """Delete a guest, the retired guests merged into it, their extensions, identifiers and browsers.
+
+    Callers delete the rows of other domains that refer to these guests first. A browser in
+    ``keep_browsers`` (browser ref -> another guest) still carries that other guest's events
+    (a shared device): it stays, deleted, pointing at that guest. Returns rows deleted.
+    """
+    repo = GuestRepository(session)
+    for browser_ref, other in (keep_browsers or {}).items():
+        await repo.reassign_browser(browser_ref, other, clock.now())
+    return await repo.purge(await purge_family(session, guest_ref))

@@ -1,6 +1,8 @@
-"""REST request limits (spec §1.7): JSON bodies only (415) and at most 1 MB (413)."""
+"""REST request limits (spec §1.7): JSON bodies only (415), at most 1 MB (413), no NUL characters (400)."""
 
 from __future__ import annotations
+
+import json
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,6 +13,9 @@ from innkeeper.http.responses import json_response
 MAX_REST_BODY = 1024 * 1024
 REST_PREFIXES = ("/v2/", "/v2.1/", "/admin/")
 _WITH_BODY = {"POST", "PUT", "PATCH"}
+# PostgreSQL text and JSONB cannot hold NUL: refuse it at the edge on every dialect alike,
+# as the Stream API does, instead of failing in the database.
+_NUL_MESSAGE = "NUL characters (\\u0000) are not allowed in text"
 
 
 class RestLimits:
@@ -25,6 +30,9 @@ class RestLimits:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(REST_PREFIXES) and _nul_in_url(scope):
+            await json_response(rest_error(400, developer_message=_NUL_MESSAGE), 400)(scope, receive, send)
+            return
         if (
             scope["type"] != "http"
             or scope["method"] not in _WITH_BODY
@@ -54,6 +62,9 @@ class RestLimits:
             response = json_response(rest_error(415, developer_message="Content-Type: must be application/json"), 415)
             await response(scope, receive, send)
             return
+        if _nul_in_json(bytes(body)):
+            await json_response(rest_error(400, developer_message=_NUL_MESSAGE), 400)(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -64,3 +75,30 @@ class RestLimits:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode()
+    query = scope.get("query_string", b"")
+    return "\x00" in scope.get("path", "") or b"%00" in raw_path or b"%00" in query or b"\x00" in query
+
+
+def _nul_in_json(body: bytes) -> bool:
+    if b"\x00" in body:
+        return True
+    if b"\\u0000" not in body:
+        return False
+    try:
+        return _has_nul(json.loads(body))
+    except ValueError:
+        return False  # not JSON: the route's own parsing answers 400
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False

@@ -1,5 +1,6 @@
 """Every table, imported so Alembic sees the whole metadata."""
 
+from innkeeper.batch import models as batch_models
 from innkeeper.connections import models as connections_models
 from innkeeper.core import audit, jobs
 from innkeeper.core.db import Base
@@ -11,6 +12,7 @@ from innkeeper.tenant import models as tenant_models
 __all__ = [
     "Base",
     "audit",
+    "batch_models",
     "connections_models",
     "guests_models",
     "jobs",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.orders.models import Order, OrderItem
+from innkeeper.orders.models import Order, OrderConsumer, OrderContact, OrderExtension, OrderItem
 
 
 class OrderRepository:
@@ -14,7 +14,7 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, row: Order | OrderItem) -> None:
+    def add(self, row: Order | OrderItem | OrderContact | OrderConsumer | OrderExtension) -> None:
         self.session.add(row)
 
     async def by_reference(self, reference_id: str) -> Order | None:
@@ -35,3 +35,147 @@ class OrderRepository:
 
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
         await self.session.execute(update(Order).where(Order.guest_ref == from_guest).values(guest_ref=to_guest))
+
+    # --- Order REST API v2.1 (spec §9) ----------------------------------------------------
+
+    async def find(self, ref: str, *, for_update: bool = False) -> Order | None:
+        """An order by ref, optionally locked for the rest of the transaction."""
+        stmt = select(Order).where(Order.ref == ref)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def reference_taken(self, reference_id: str, *, other_than: str | None = None) -> bool:
+        """Whether an order (other than ``other_than``) has this ``referenceId``."""
+        stmt = select(Order.ref).where(Order.reference_id == reference_id)
+        if other_than is not None:
+            stmt = stmt.where(Order.ref != other_than)
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def list_orders(self, *, reference_id: str | None, offset: int, limit: int) -> list[Order]:
+        """A page of orders, newest first."""
+        stmt = select(Order)
+        if reference_id is not None:
+            stmt = stmt.where(Order.reference_id == reference_id)
+        stmt = stmt.order_by(Order.created_at.desc(), Order.ref).offset(offset).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def get_item(self, ref: str, *, for_update: bool = False) -> OrderItem | None:
+        """An order item by ref."""
+        stmt = select(OrderItem).where(OrderItem.ref == ref)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def items_of(self, order_ref: str, *, offset: int = 0, limit: int | None = None) -> list[OrderItem]:
+        """The order's items in creation order."""
+        stmt = select(OrderItem).where(OrderItem.order_ref == order_ref)
+        stmt = stmt.order_by(OrderItem.created_at, OrderItem.ref).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def contact_of(self, order_ref: str, *, for_update: bool = False) -> OrderContact | None:
+        """The order's contact."""
+        stmt = select(OrderContact).where(OrderContact.order_ref == order_ref)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_consumer(self, ref: str, *, for_update: bool = False) -> OrderConsumer | None:
+        """A consumer by ref."""
+        stmt = select(OrderConsumer).where(OrderConsumer.ref == ref)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def consumers_of(self, order_ref: str, *, offset: int = 0, limit: int | None = None) -> list[OrderConsumer]:
+        """The order's consumers in creation order."""
+        stmt = select(OrderConsumer).where(OrderConsumer.order_ref == order_ref)
+        stmt = stmt.order_by(OrderConsumer.created_at, OrderConsumer.ref).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def extension(
+        self, owner_type: str, owner_ref: str, name: str, *, for_update: bool = False
+    ) -> OrderExtension | None:
+        """The named data extension of an order or order item."""
+        stmt = select(OrderExtension).where(
+            OrderExtension.owner_type == owner_type, OrderExtension.owner_ref == owner_ref, OrderExtension.name == name
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def extensions_of(self, owner_type: str, owner_ref: str) -> list[OrderExtension]:
+        """The data extensions of an order or order item."""
+        stmt = select(OrderExtension).where(
+            OrderExtension.owner_type == owner_type, OrderExtension.owner_ref == owner_ref
+        )
+        return list((await self.session.execute(stmt.order_by(OrderExtension.name))).scalars())
+
+    async def delete_row(self, row: OrderItem | OrderContact | OrderConsumer | OrderExtension) -> None:
+        """Delete one child row."""
+        await self.session.delete(row)
+
+    async def delete_item_extensions(self, item_ref: str) -> None:
+        """Delete the data extensions of one order item."""
+        await self.session.execute(
+            delete(OrderExtension).where(OrderExtension.owner_type == "orderItem", OrderExtension.owner_ref == item_ref)
+        )
+
+    async def delete_order_tree(self, order_ref: str) -> None:
+        """Delete an order with its items, contact, consumers and data extensions."""
+        for model in (OrderExtension, OrderConsumer, OrderContact, OrderItem):
+            await self.session.execute(delete(model).where(model.order_ref == order_ref))
+        await self.session.execute(delete(Order).where(Order.ref == order_ref))
+
+    async def move_guest_links(self, from_guest: str, to_guest: str) -> None:
+        """Point order contacts and consumers of a merged guest at the surviving guest."""
+        for model in (OrderContact, OrderConsumer):
+            await self.session.execute(update(model).where(model.guest_ref == from_guest).values(guest_ref=to_guest))
+
+    # --- guest deletion (spec §8.5) -------------------------------------------------------
+
+    async def purge_guest(self, guest_ref: str) -> int:
+        """Delete the guest's orders (its own, or those it is the contact of) with everything
+        under them, and its contact/consumer rows on other orders; returns rows deleted."""
+        linked = select(OrderContact.order_ref).where(OrderContact.guest_ref == guest_ref)
+        stmt = select(Order.ref).where(or_(Order.guest_ref == guest_ref, Order.ref.in_(linked)))
+        orders = list((await self.session.execute(stmt)).scalars())
+        total = 0
+        for purge in (
+            delete(OrderExtension).where(OrderExtension.order_ref.in_(orders)),
+            delete(OrderConsumer).where(or_(OrderConsumer.order_ref.in_(orders), OrderConsumer.guest_ref == guest_ref)),
+            delete(OrderContact).where(or_(OrderContact.order_ref.in_(orders), OrderContact.guest_ref == guest_ref)),
+            delete(OrderItem).where(OrderItem.order_ref.in_(orders)),
+            delete(Order).where(Order.ref.in_(orders)),
+        ):
+            result = await self.session.execute(purge)
+            total += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        return total
+
+
+class OrderBatchRepository(OrderRepository):
+    """The extra statements of batch order records (orders/batch_import.py)."""
+
+    async def contact_row(self, order_ref: str) -> OrderContact | None:
+        """The order's contact row, locked."""
+        stmt = select(OrderContact).where(OrderContact.order_ref == order_ref).with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def batch_clear_items(self, order_ref: str) -> None:
+        """Delete an order's items and their extensions (an import replaces them)."""
+        await self.session.execute(
+            delete(OrderExtension).where(
+                OrderExtension.order_ref == order_ref, OrderExtension.owner_type == "orderItem"
+            )
+        )
+        await self.session.execute(delete(OrderItem).where(OrderItem.order_ref == order_ref))
+
+    async def batch_clear_extension(self, owner_type: str, owner_ref: str) -> None:
+        """Delete the ``ext`` extension of an order or order item."""
+        await self.session.execute(
+            delete(OrderExtension).where(OrderExtension.owner_type == owner_type, OrderExtension.owner_ref == owner_ref)
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.sessions.models import Event, Session
@@ -114,3 +114,29 @@ class SessionRepository:
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
         await self.session.execute(update(Session).where(Session.guest_ref == from_guest).values(guest_ref=to_guest))
         await self.session.execute(update(Event).where(Event.guest_ref == from_guest).values(guest_ref=to_guest))
+
+    # --- guest deletion (spec §8.5) -------------------------------------------------------
+
+    async def purge_guest(self, guest_ref: str) -> int:
+        """Delete the guest's events (also any event in its sessions), then its sessions."""
+        own_sessions = select(Session.ref).where(Session.guest_ref == guest_ref).scalar_subquery()
+        events = await self.session.execute(
+            delete(Event).where(or_(Event.guest_ref == guest_ref, Event.session_ref.in_(own_sessions)))
+        )
+        sessions = await self.session.execute(delete(Session).where(Session.guest_ref == guest_ref))
+        return max(events.rowcount or 0, 0) + max(sessions.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+    async def guests_on_browsers(self, browser_refs: list[str]) -> dict[str, str]:
+        """For each browser that still has sessions or events, one guest they belong to."""
+        if not browser_refs:
+            return {}
+        found: dict[str, str] = {}
+        for model in (Session, Event):
+            stmt = (
+                select(model.browser_ref, model.guest_ref)
+                .where(model.browser_ref.in_(browser_refs))
+                .order_by(model.created_at.desc())
+            )
+            for browser_ref, guest_ref in (await self.session.execute(stmt)).all():
+                found.setdefault(browser_ref, guest_ref)
+        return found

@@ -261,6 +261,7 @@ async def close(session: AsyncSession, row: Session, *, reason: CloseReason, clo
         session,
         SESSION_CLOSED,
         key=f"{SESSION_CLOSED}:{row.ref}",
+        guest_ref=row.guest_ref,
         payload={
             "sessionRef": row.ref,
             "guestRef": row.guest_ref,
@@ -316,3 +317,13 @@ async def retime_open_sessions(session: AsyncSession, event: events.PointOfSaleR
 async def move_guest(session: AsyncSession, from_guest: str, *, into: str) -> None:
     """Move every session and event of a merged guest to the surviving one."""
     await SessionRepository(session).move_guest(from_guest, into)
+
+
+async def purge_guest(session: AsyncSession, guest_ref: str) -> int:
+    """Delete every session and event of a guest (guest deletion); returns rows deleted."""
+    return await SessionRepository(session).purge_guest(guest_ref)
+
+
+async def guests_on_browsers(session: AsyncSession, browser_refs: list[str]) -> dict[str, str]:
+    """Browsers that still carry sessions or events, each with a guest they belong to."""
+    return await SessionRepository(session).guests_on_browsers(browser_refs)

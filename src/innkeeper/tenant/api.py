@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.db import in_transaction
 from innkeeper.http.auth import require, runtime_of
+from innkeeper.http.schemas import error_responses
 from innkeeper.tenant import service
 from innkeeper.tenant.errors import InvalidPointOfSale
 from innkeeper.tenant.schemas import (
@@ -33,7 +34,7 @@ async def list_points_of_sale(request: Request) -> PointOfSaleList:
     return PointOfSaleList(items=[PointOfSaleOut.of(r) for r in rows])
 
 
-@router.post("/points-of-sale", status_code=201)
+@router.post("/points-of-sale", status_code=201, responses=error_responses(400, 409))
 async def create_point_of_sale(request: Request, body: PointOfSaleIn) -> PointOfSaleOut:
     """Create a point of sale."""
     runtime = runtime_of(request)

@@ -69,14 +69,20 @@ async def _run_one(runtime: Runtime, job_id: int, kind: str, payload: dict[str, 
         await in_transaction(runtime.sessions, work)
     except (DBAPIError, InnkeeperError) as exc:
         log.warning("job %d (%s) failed: %s; will retry", job_id, kind, type(exc).__name__)
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        await _retry_later(runtime, job_id, f"{type(exc).__name__}: {exc}"[:500])
+    except Exception as exc:  # a bug in one job must not stop every other job
+        # Fail this job loudly (traceback in the log, error on the row, backoff) and go on.
+        log.exception("job %d (%s) crashed; will retry with backoff", job_id, kind)
+        await _retry_later(runtime, job_id, f"{type(exc).__name__}: {exc}"[:500])
 
-        async def fail(session: AsyncSession) -> None:
-            job = await jobs.get(session, job_id)
-            if job is not None:
-                jobs.retry_later(job, error, now=runtime.clock.now())
 
-        await in_transaction(runtime.sessions, fail)
+async def _retry_later(runtime: Runtime, job_id: int, error: str) -> None:
+    async def fail(session: AsyncSession) -> None:
+        job = await jobs.get(session, job_id)
+        if job is not None:
+            jobs.retry_later(job, error, now=runtime.clock.now())
+
+    await in_transaction(runtime.sessions, fail)
 
 
 class UnknownJob(InnkeeperError):
@@ -117,3 +123,8 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
     log.info("worker stopped")
+
+
+# Job handlers register themselves with @handles when imported.
+from innkeeper.batch import tasks as batch_tasks  # noqa: E402, F401
+from innkeeper.worker import purge as purge  # noqa: E402

@@ -1,0 +1,210 @@
+"""Batch import benchmark: a generated ~50 MB gzipped file of guests and orders.
+
+    .venv/bin/python benchmarks/batch.py                    # SQLite, 50 MB
+    .venv/bin/python benchmarks/batch.py --db postgres      # fresh PostgreSQL database
+    .venv/bin/python benchmarks/batch.py --size-mb 5        # a quicker run
+
+Generates the file (guests with identifiers, PII and a data extension; every other guest
+followed by an order with 1–3 items whose contact is that guest), starts a real
+`innkeeper serve --no-workers` on a fresh database, uploads the file with the same client
+as `innkeeper batch upload`, then starts one `innkeeper worker` process and times it from
+start to the batch's final status. Reports records/s, total time and the worker's peak RSS
+(VmHWM), and writes them to benchmarks/results/batch-<db>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from innkeeper.batch.uploader import BatchClient, pack
+
+ROOT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent / "innkeeper"
+PG_URL = os.environ.get("INNKEEPER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/innkeeper_bench_batch")
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+
+
+def generate(path: Path, *, size_mb: float, seed: int = 7) -> int:
+    """Write gzipped NDJSON until the compressed file reaches ``size_mb``; returns the record count."""
+    rng = random.Random(seed)
+    limit = int(size_mb * 1024 * 1024 * 0.98)
+    records = 0
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
+        n = 0
+        while raw.tell() < limit:
+            n += 1
+            crm = f"CRM-{n:08d}-{rng.randrange(10**6):06d}"
+            guest = {
+                "guestType": "customer",
+                "firstName": rng.choice(WORDS).title(),
+                "lastName": secrets.token_hex(4),
+                "email": f"{secrets.token_hex(5)}@example.com",
+                "phoneNumbers": [f"+353{rng.randrange(10**8):08d}"],
+                "city": rng.choice(WORDS).title(),
+                "country": "IE",
+                "identifiers": [{"provider": "CRM", "id": crm}],
+                "extensions": [
+                    {"name": "ext", "key": "default", "tier": rng.choice(WORDS), "points": rng.randrange(10**5)}
+                ],
+            }
+            line = {"ref": str(uuid.uuid4()), "schema": "guest", "mode": "upsert", "value": guest}
+            out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+            records += 1
+            if n % 2 == 0:
+                items = [
+                    {
+                        "type": "HOTEL",
+                        "productId": f"P{rng.randrange(10**5)}",
+                        "name": f"{rng.choice(WORDS)} room",
+                        "price": round(rng.uniform(20, 400), 2),
+                        "currencyCode": "EUR",
+                        "quantity": rng.randrange(1, 4),
+                        "referenceId": f"O{n}-{i}",
+                        "status": "PURCHASED",
+                        "orderedAt": "2025-03-07T16:15:11.000Z",
+                    }
+                    for i in range(rng.randrange(1, 4))
+                ]
+                order = {
+                    "referenceId": f"O{n}-{secrets.token_hex(3)}",
+                    "channel": "WEB",
+                    "pointOfSale": "bench.example",
+                    "status": "PURCHASED",
+                    "orderedAt": "2025-03-07T16:15:11.000Z",
+                    "currencyCode": "EUR",
+                    "price": round(sum(i["price"] for i in items), 2),  # type: ignore[misc]
+                    "paymentType": "Card",
+                    "cardType": "Visa",
+                    "contact": {"identifiers": [{"provider": "CRM", "id": crm}]},
+                    "orderItems": items,
+                }
+                line = {"ref": str(uuid.uuid4()), "schema": "order", "mode": "insert", "value": order}
+                out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                records += 1
+            if n % 1000 == 0:
+                out.flush()
+    return records
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reset_postgres(url: str) -> str:
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+
+    async def recreate() -> None:
+        engine = create_async_engine(
+            admin.replace("postgresql://", "postgresql+asyncpg://"), isolation_level="AUTOCOMMIT"
+        )
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(recreate())
+    return url
+
+
+def peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--size-mb", type=float, default=50.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="innkeeper-bench-batch-"))
+    source = work / "batch.json.gz"
+    started = time.monotonic()
+    records = generate(source, size_mb=args.size_mb)
+    mb, secs = source.stat().st_size / 1e6, time.monotonic() - started
+    print(f"generated {records:,} records, {mb:.1f} MB gzipped in {secs:.0f}s")
+    db_url = f"sqlite:///{work / 'bench.db'}" if args.db == "sqlite" else reset_postgres(PG_URL)
+    key, token, port = secrets.token_hex(16), secrets.token_hex(16), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")},
+        "INNKEEPER_DATABASE_URL": db_url,
+        "INNKEEPER_CLIENT_KEY": key,
+        "INNKEEPER_API_TOKEN": token,
+        "INNKEEPER_DATA_DIR": str(work / "data"),
+        "INNKEEPER_LOG_LEVEL": "warning",
+        "INNKEEPER_SWEEP_INTERVAL_SECONDS": "0.5",
+    }
+    server = subprocess.Popen(
+        [str(BIN), "serve", "--no-workers", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        client = BatchClient(base, key, token)
+        [part] = pack(source, work, max_size=52_428_800)
+        ref, href = client.allocate(part)
+        client.upload(part, href)
+        worker = subprocess.Popen([str(BIN), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+        t0 = time.monotonic()
+        rss = 0
+        while True:
+            rss = max(rss, peak_rss_kb(worker.pid))
+            status = client.status(ref)["status"]
+            if status["code"] in ("success", "error", "corrupted"):
+                break
+            time.sleep(0.5)
+        elapsed = time.monotonic() - t0
+        rss = max(rss, peak_rss_kb(worker.pid))
+        worker.terminate()
+        worker.wait(timeout=30)
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result: dict[str, Any] = {
+        "db": args.db,
+        "file_mb": round(source.stat().st_size / 1e6, 1),
+        "records": status.get("recordsTotal"),
+        "succeeded": status.get("recordsSucceeded"),
+        "failed": status.get("recordsFailed"),
+        "status": status["code"],
+        "seconds": round(elapsed, 1),
+        "records_per_second": round((status.get("recordsTotal") or 0) / elapsed, 1),
+        "worker_peak_rss_mb": round(rss / 1024, 1),
+    }
+    print(json.dumps(result, indent=2))
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / f"batch-{args.db}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if status["code"] != "success":
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""Batch guest records (spec cdp.md §10.7–10.8): validate a ``guest`` value, match, apply.
+
+Every check runs before the first write, so a rejected record changes nothing. The batch
+domain calls these functions once per record, inside its chunk transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.core.clock import Clock
+from innkeeper.core.errors import InnkeeperError
+from innkeeper.core.ids import is_ref, new_ref
+from innkeeper.core.timeparse import parse_iso
+from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
+from innkeeper.guests.repository import GuestBatchRepository as GuestRepository
+from innkeeper.guests.service import new_guest
+
+GuestMode = Literal["upsert", "insert", "merge", "create"]
+GUEST_TYPES = frozenset({"visitor", "customer", "traveller"})
+EXTENSION_NAMES = frozenset({"ext", "ext1", "ext2", "ext3", "ext4", "ext5"})
+EXTENSION_MAX_KEYS = 100
+_KEY = re.compile(r"^[A-Za-z0-9]+$")
+
+# wire name -> (column, max length); plain optional strings
+_STRINGS: dict[str, tuple[str, int]] = {
+    "title": ("title", 50),
+    "firstName": ("first_name", 200),
+    "lastName": ("last_name", 200),
+    "gender": ("gender", 20),
+    "language": ("language", 8),
+    "nationality": ("nationality", 100),
+    "city": ("city", 200),
+    "state": ("state", 200),
+    "postCode": ("post_code", 40),
+    "passportNumber": ("passport_number", 100),
+}
+_DATES = {"dateOfBirth": "date_of_birth", "passportExpiry": "passport_expiry"}
+_TIMES = {"firstSeen": "first_seen", "lastSeen": "last_seen"}
+_LISTS = {"emails": "emails", "phoneNumbers": "phone_numbers", "street": "street"}
+_OTHER = {"ref", "guestType", "email", "country", "identifiers", "extensions"}
+GUEST_ATTRIBUTES = frozenset({*_STRINGS, *_DATES, *_TIMES, *_LISTS, *_OTHER})
+# Columns an ``insert`` clears when the record omits them.
+_CLEARABLE = (*(c for c, _ in _STRINGS.values()), *_DATES.values(), "email", "country")
+
+
+class RecordRejected(InnkeeperError):
+    """A batch record that cannot be applied; ``log_code``/``message`` go to the error log."""
+
+    code = "batch_record_rejected"
+
+    def __init__(self, log_code: str, message: str) -> None:
+        super().__init__(message)
+        self.log_code = log_code
+
+
+def invalid(detail: str) -> RecordRejected:
+    """``400 Validation error: <detail>`` (spec §10.6)."""
+    return RecordRejected("400", f"Validation error: {detail}")
+
+
+NOT_IDENTIFIED = "Not enough identifying information"
+IDENTITY_EXISTS = "Identity already exists"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierInput:
+    """One ``{provider, id, expiryDate}`` of a record."""
+
+    provider: str
+    id: str
+    expiry_date: str | None = None
+
+
+@dataclass(slots=True)
+class GuestInput:
+    """A validated guest value: the columns it sets and its identity data."""
+
+    ref: str | None = None
+    guest_type: str | None = None
+    columns: dict[str, Any] = field(default_factory=dict)
+    email: str | None = None
+    identifiers: list[IdentifierInput] = field(default_factory=list)
+    extensions: dict[str, dict[str, str | int | float | bool]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRules:
+    """The tenant's identity rules as matching needs them (None: every provider counts)."""
+
+    providers: frozenset[str] | None
+    email_fallback: bool
+
+
+def parse_guest(value: dict[str, Any], *, where: str = "value", extensions: bool = True) -> GuestInput:
+    """Validate a guest (or order contact) value; raise RecordRejected naming the field."""
+    result = GuestInput()
+    for key, item in value.items():
+        path = f"{where}.{key}"
+        if key not in GUEST_ATTRIBUTES or (key == "extensions" and not extensions):
+            raise invalid(f"{path}: undefined attribute")
+        if item is None:
+            continue
+        if key == "ref":
+            result.ref = _string(item, path, 36).lower()
+        elif key == "guestType":
+            text = _string(item, path, 16)
+            if text not in GUEST_TYPES:
+                raise invalid(f"{path}: must be one of visitor, customer, traveller")
+            result.guest_type = text
+        elif key == "email":
+            result.email = _email(item, path)
+            result.columns["email"] = result.email
+        elif key == "country":
+            text = _string(item, path, 2)
+            if len(text) != 2 or not text.isalpha():
+                raise invalid(f"{path}: must be an ISO 3166-1 alpha-2 code")
+            result.columns["country"] = text.upper()
+        elif key in _STRINGS:
+            column, limit = _STRINGS[key]
+            result.columns[column] = _string(item, path, limit)
+        elif key in _DATES:
+            text = _string(item, path, 40)
+            if parse_iso(text) is None:
+                raise invalid(f"{path}: must be an ISO 8601 date")
+            result.columns[_DATES[key]] = text
+        elif key in _TIMES:
+            result.columns[_TIMES[key]] = _time(item, path)
+        elif key in _LISTS:
+            if not isinstance(item, list) or not all(isinstance(v, str) for v in item):
+                raise invalid(f"{path}: must be an array of strings")
+            values = [v[:320] for v in item]
+            result.columns[_LISTS[key]] = [v.lower() for v in values] if key == "emails" else values
+        elif key == "identifiers":
+            result.identifiers = _identifiers(item, path)
+        else:
+            result.extensions = _extensions(item, path)
+    born = result.columns.get("date_of_birth")
+    if born is not None:
+        parsed = parse_iso(born)
+        if parsed is not None and parsed.year > 9000:
+            raise invalid(f"{where}.dateOfBirth: must be in the past")
+    return result
+
+
+def _string(value: Any, path: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise invalid(f"{path}: must be a string")
+    if len(value) > limit:
+        raise invalid(f"{path}: must be at most {limit} characters")
+    if "\x00" in value:
+        raise invalid(f"{path}: must not contain NUL")
+    return value
+
+
+def _email(value: Any, path: str) -> str:
+    text = _string(value, path, 320).strip().lower()
+    if "@" not in text or text.startswith("@") or text.endswith("@"):
+        raise invalid(f"{path}: must be an email address")
+    return text
+
+
+def _time(value: Any, path: str) -> datetime:
+    parsed = parse_iso(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise invalid(f"{path}: must be an ISO 8601 date-time")
+    return parsed
+
+
+def _identifiers(value: Any, path: str) -> list[IdentifierInput]:
+    if not isinstance(value, list):
+        raise invalid(f"{path}: must be an array")
+    out: list[IdentifierInput] = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise invalid(f"{path}: items must be objects")
+        unknown = set(item) - {"provider", "id", "expiryDate", "expiry_date"}
+        if unknown:
+            raise invalid(f"{path}.{sorted(unknown)[0]}: undefined attribute")
+        provider, ident = item.get("provider"), item.get("id")
+        if not isinstance(provider, str) or not provider or not isinstance(ident, str) or not ident:
+            raise invalid(f"{path}: provider and id must be non-empty strings")
+        if len(provider) > 100 or len(ident) > 500:
+            raise invalid(f"{path}: provider or id too long")
+        expiry = item.get("expiryDate", item.get("expiry_date"))
+        if expiry is not None and (not isinstance(expiry, str) or parse_iso(expiry) is None):
+            raise invalid(f"{path}.expiryDate: must be an ISO 8601 date")
+        if provider.lower() == "email":
+            ident = ident.strip().lower()
+        out.append(IdentifierInput(provider, ident, expiry))
+    return out
+
+
+def _extensions(value: Any, path: str) -> dict[str, dict[str, str | int | float | bool]]:
+    if not isinstance(value, list):
+        raise invalid(f"{path}: must be an array")
+    out: dict[str, dict[str, str | int | float | bool]] = {}
+    seen_keys: set[str] = set()
+    for item in value:
+        if not isinstance(item, dict):
+            raise invalid(f"{path}: items must be objects")
+        name = item.get("name")
+        if name not in EXTENSION_NAMES or not isinstance(name, str):
+            raise invalid(f"{path}.name: must be one of ext, ext1 … ext5")
+        if item.get("key", "default") != "default":
+            raise invalid(f"{path}.key: must be default")
+        if name in out:
+            raise invalid(f"{path}.{name}: given twice")
+        data = {k: v for k, v in item.items() if k not in ("name", "key")}
+        out[name] = check_extension_data(data, f"{path}.{name}", seen_keys)
+    return out
+
+
+def check_extension_data(
+    data: dict[str, Any], path: str, seen_keys: set[str] | None = None
+) -> dict[str, str | int | float | bool]:
+    """A data extension: ≤ 100 alphanumeric keys with primitive values, unique across extensions."""
+    if len(data) > EXTENSION_MAX_KEYS:
+        raise invalid(f"{path}: at most {EXTENSION_MAX_KEYS} attributes")
+    clean: dict[str, str | int | float | bool] = {}
+    for key, item in data.items():
+        if not _KEY.match(key):
+            raise invalid(f"{path}.{key[:50]}: keys must be alphanumeric")
+        if not isinstance(item, str | int | float | bool):
+            raise invalid(f"{path}.{key}: must be a string, number or boolean")
+        if isinstance(item, str) and ("\x00" in item or len(item) > 10_000):
+            raise invalid(f"{path}.{key}: invalid string")
+        if seen_keys is not None:
+            if key in seen_keys:
+                raise invalid(f"{path}.{key}: key used by another extension")
+            seen_keys.add(key)
+        clean[key] = item
+    return clean
+
+
+def _qualifying(data: GuestInput, rules: IdentityRules) -> list[IdentifierInput]:
+    return [i for i in data.identifiers if rules.providers is None or i.provider in rules.providers]
+
+
+async def match_guest(session: AsyncSession, data: GuestInput, *, rules: IdentityRules) -> Guest | None:
+    """The guest a record means (spec §10.8): its ``ref``, an identifier, or its email (fallback).
+
+    Raises ``Not enough identifying information`` when the record carries nothing usable and
+    ``Identity already exists`` when its identifiers belong to different guests.
+    """
+    repo = GuestRepository(session)
+    target: Guest | None = None
+    if data.ref and is_ref(data.ref):
+        found = await repo.get(data.ref, for_update=True)
+        if found is not None and found.guest_type != "retired" and found.deleted_at is None:
+            target = found
+    keys = _qualifying(data, rules)
+    if keys:
+        owners = await repo.owners((i.provider, i.id) for i in keys)
+        refs = {o.guest_ref for o in owners}
+        if target is not None and refs - {target.ref}:
+            raise RecordRejected("409", IDENTITY_EXISTS)
+        if target is None and refs:
+            if len(refs) > 1:
+                raise RecordRejected("409", IDENTITY_EXISTS)
+            target = (await repo.guests(refs))[0]
+        return target
+    if target is not None:
+        return target
+    if rules.email_fallback and data.email:
+        return await repo.batch_by_email(data.email)
+    raise RecordRejected("400", NOT_IDENTIFIED)
+
+
+async def apply_guest(
+    session: AsyncSession, data: GuestInput, *, mode: GuestMode, rules: IdentityRules, clock: Clock
+) -> str:
+    """Upsert / insert / merge / create one guest record; returns the guest's ref."""
+    target = await match_guest(session, data, rules=rules)
+    if target is not None and mode == "create":
+        raise RecordRejected("409", IDENTITY_EXISTS)
+    now = clock.now()
+    repo = GuestRepository(session)
+    if target is None:
+        target = new_guest(now, guest_type=data.guest_type or "customer")
+        if data.ref and is_ref(data.ref) and await repo.get(data.ref) is None:
+            target.ref = data.ref
+        repo.add(target)
+        await session.flush()
+        existing: list[GuestIdentifier] = []
+    else:
+        existing = await repo.identifiers_of(target.ref)
+        if mode == "insert":
+            for column in _CLEARABLE:
+                setattr(target, column, None)
+            target.emails, target.phone_numbers, target.street = [], [], []
+    for column, value in data.columns.items():
+        setattr(target, column, value)
+    if data.email and data.email not in (target.emails or []):
+        target.emails = [*(target.emails or []), data.email]
+    if data.guest_type:
+        target.guest_type = data.guest_type
+    elif target.guest_type == "visitor" and _qualifying(data, rules):
+        target.guest_type = "customer"
+    target.modified_at = now
+    owned = {(i.provider, i.value): i for i in existing}
+    for ident in data.identifiers:
+        row = owned.get((ident.provider, ident.id))
+        if row is not None:
+            row.expiry_date = ident.expiry_date or row.expiry_date
+        else:
+            new = GuestIdentifier(
+                guest_ref=target.ref,
+                provider=ident.provider,
+                value=ident.id,
+                expiry_date=ident.expiry_date,
+                created_at=now,
+            )
+            repo.add(new)
+            owned[(ident.provider, ident.id)] = new
+    if data.extensions is not None:
+        await _apply_extensions(repo, target.ref, data.extensions, replace=mode == "insert", now=now)
+    await session.flush()
+    return target.ref
+
+
+async def _apply_extensions(
+    repo: GuestRepository,
+    guest_ref: str,
+    extensions: dict[str, dict[str, str | int | float | bool]],
+    *,
+    replace: bool,
+    now: datetime,
+) -> None:
+    current = {row.name: row for row in await repo.batch_extensions_of(guest_ref)}
+    if replace:
+        for name, old in current.items():
+            if name not in extensions:
+                await repo.batch_delete_extension(old)
+    for name, data in extensions.items():
+        row = current.get(name)
+        if row is None:
+            repo.batch_add_extension(
+                GuestExtension(
+                    ref=new_ref(),
+                    guest_ref=guest_ref,
+                    name=name,
+                    key="default",
+                    data=data,
+                    created_at=now,
+                    modified_at=now,
+                )
+            )
+        else:
+            row.data = dict(data) if replace else {**row.data, **data}
+            row.modified_at = now
+
+
+async def resolve_contact(session: AsyncSession, data: GuestInput, *, rules: IdentityRules, clock: Clock) -> str:
+    """The guest an order contact stands for, created (as a customer) when none matches."""
+    return await apply_guest(session, data, mode="upsert", rules=rules, clock=clock)
+
+
+async def browser_for(
+    session: AsyncSession, *, browser_ref: str | None, guest_ref: str | None, clock: Clock
+) -> Browser:
+    """The browser an imported tracking event belongs to (an offline one for a bare guest ref)."""
+    repo = GuestRepository(session)
+    if browser_ref is not None:
+        browser = await repo.get_browser(browser_ref.lower()) if is_ref(browser_ref) else None
+        if browser is None or browser.deleted_at is not None:
+            raise invalid("value.browser_id: unknown browser")
+        return browser
+    guest = await repo.get(guest_ref.lower()) if guest_ref and is_ref(guest_ref) else None
+    if guest is None or guest.guest_type == "retired" or guest.deleted_at is not None:
+        raise RecordRejected("404", "Guest not found")
+    browsers = await repo.browsers_of(guest.ref)
+    if browsers:
+        return browsers[0]
+    browser = Browser(ref=new_ref(), guest_ref=guest.ref, user_agent=None, created_at=clock.now())
+    repo.add(browser)
+    await session.flush()
+    return browser

@@ -1,0 +1,318 @@
+"""Batch order records (spec cdp.md §10.7–10.8): validate an ``order`` value and apply it.
+
+The contact is resolved to a guest by the caller (``guests.batch_import.resolve_contact``);
+every check here runs before the first write, so a rejected record changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.core import numbers
+from innkeeper.core.clock import Clock
+from innkeeper.core.ids import new_ref
+from innkeeper.core.timeparse import parse_iso
+from innkeeper.guests.batch_import import RecordRejected, check_extension_data, invalid
+from innkeeper.orders.models import Order, OrderContact, OrderExtension, OrderItem
+from innkeeper.orders.repository import OrderBatchRepository
+
+OrderMode = Literal["upsert", "insert"]
+CHANNELS = frozenset(
+    {
+        "WEB",
+        "MOBILE_WEB",
+        "MOBILE_APP",
+        "CALL_CENTER",
+        "AIRPORT_KIOSK",
+        "BRANCH",
+        "KIOSK",
+        "OFFLINE",
+        "GDS",
+        "OTA",
+        "OTHER",
+    }
+)
+ORDER_STATUSES = frozenset(
+    {
+        "BROWSED",
+        "CANCELLED",
+        "CONFIRMED",
+        "DECLINED",
+        "PARTIALY_CONFIRMED",
+        "PARTIALY_REFUNDED",
+        "PAYMENT_PENDING",
+        "PENDING",
+        "PURCHASED",
+        "REFUNDED",
+        "RESERVED",
+        "SEARCHED",
+        "UNKNOWN",
+    }
+)
+ITEM_STATUSES = frozenset(
+    {"RESERVED", "PENDING", "DECLINED", "CONFIRMED", "CANCELLED", "REFUNDED", "PURCHASED", "UNKNOWN"}
+)
+ORDER_ATTRIBUTES = frozenset(
+    {
+        "referenceId",
+        "channel",
+        "pointOfSale",
+        "status",
+        "orderedAt",
+        "currencyCode",
+        "price",
+        "paymentType",
+        "cardType",
+        "extensions",
+        "contact",
+        "orderItems",
+        "consumers",
+    }
+)
+ITEM_ATTRIBUTES = frozenset(
+    {
+        "type",
+        "productId",
+        "name",
+        "description",
+        "vendor",
+        "orderedAt",
+        "quantity",
+        "price",
+        "currencyCode",
+        "originalPrice",
+        "originalCurrencyCode",
+        "referenceId",
+        "status",
+        "extensions",
+    }
+)
+_REQUIRED = ("referenceId", "channel", "pointOfSale", "orderedAt", "contact", "orderItems")
+_ITEM_REQUIRED = ("type", "productId", "name", "price", "currencyCode")
+
+
+@dataclass(slots=True)
+class ItemInput:
+    """A validated order item."""
+
+    columns: dict[str, Any]
+    extension: dict[str, str | int | float | bool] | None = None
+
+
+@dataclass(slots=True)
+class OrderInput:
+    """A validated order value (the contact stays raw: the guests domain parses it)."""
+
+    reference_id: str
+    columns: dict[str, Any] = field(default_factory=dict)
+    contact: dict[str, Any] | None = None
+    items: list[ItemInput] | None = None
+    extension: dict[str, str | int | float | bool] | None = None
+
+
+def parse_order(value: dict[str, Any], *, mode: OrderMode) -> OrderInput:
+    """Validate an order value; raise RecordRejected naming the first bad field."""
+    for key in value:
+        if key not in ORDER_ATTRIBUTES:
+            raise invalid(f"value.{key}: undefined attribute")
+    for key in _REQUIRED:
+        if value.get(key) is None:
+            raise invalid(f"value.{key}: required")
+    result = OrderInput(reference_id=_text(value["referenceId"], "value.referenceId", 200))
+    cols = result.columns
+    channel = _text(value["channel"], "value.channel", 40)
+    if channel not in CHANNELS:
+        raise invalid("value.channel: unknown channel")
+    cols["channel"] = channel
+    cols["point_of_sale"] = _text(value["pointOfSale"], "value.pointOfSale", 100)
+    cols["ordered_at"] = _time(value["orderedAt"], "value.orderedAt")
+    if value.get("status") is not None:
+        status = _text(value["status"], "value.status", 30)
+        if status not in ORDER_STATUSES:
+            raise invalid("value.status: unknown status")
+        cols["status"] = status
+    if value.get("currencyCode") is not None:
+        cols["currency_code"] = _currency(value["currencyCode"], "value.currencyCode")
+    if value.get("price") is not None:
+        cols["price"] = _amount(value["price"], "value.price")
+    for wire, column in (("paymentType", "payment_type"), ("cardType", "card_type")):
+        if value.get(wire) is not None:
+            cols[column] = _text(value[wire], f"value.{wire}", 50)
+    if mode == "insert" and cols.get("payment_type") == "Card" and not cols.get("card_type"):
+        raise invalid("value.cardType: required when paymentType is Card")
+    contact = value["contact"]
+    if not isinstance(contact, dict):
+        raise invalid("value.contact: must be an object")
+    result.contact = contact
+    items = value["orderItems"]
+    if not isinstance(items, list):
+        raise invalid("value.orderItems: must be an array")
+    result.items = [_item(item, f"value.orderItems[{n}]") for n, item in enumerate(items)]
+    if value.get("extensions") is not None:
+        result.extension = _extension(value["extensions"], "value.extensions")
+    if value.get("consumers") is not None and not isinstance(value["consumers"], list):
+        raise invalid("value.consumers: must be an array")
+    return result
+
+
+def _item(value: Any, path: str) -> ItemInput:
+    if not isinstance(value, dict):
+        raise invalid(f"{path}: must be an object")
+    for key in value:
+        if key not in ITEM_ATTRIBUTES:
+            raise invalid(f"{path}.{key}: undefined attribute")
+    for key in _ITEM_REQUIRED:
+        if value.get(key) is None:
+            raise invalid(f"{path}.{key}: required")
+    item_type = _text(value["type"], f"{path}.type", 100)
+    if item_type != item_type.upper():
+        raise invalid(f"{path}.type: must be uppercase")
+    cols: dict[str, Any] = {
+        "type": item_type,
+        "product_id": _text(value["productId"], f"{path}.productId", 200),
+        "name": _text(value["name"], f"{path}.name", 128),
+        "price": _amount(value["price"], f"{path}.price"),
+        "currency_code": _currency(value["currencyCode"], f"{path}.currencyCode"),
+        "quantity": 1,
+    }
+    if value.get("status") is not None:
+        status = _text(value["status"], f"{path}.status", 30)
+        if status not in ITEM_STATUSES:
+            raise invalid(f"{path}.status: unknown status")
+        cols["status"] = status
+    for wire, column, limit in (
+        ("description", "description", 2000),
+        ("vendor", "vendor", 200),
+        ("referenceId", "reference_id", 200),
+    ):
+        if value.get(wire) is not None:
+            cols[column] = _text(value[wire], f"{path}.{wire}", limit)
+    if cols.get("reference_id"):
+        cols["item_id"] = cols["reference_id"]
+    if value.get("orderedAt") is not None:
+        cols["ordered_at"] = _time(value["orderedAt"], f"{path}.orderedAt")
+    if value.get("quantity") is not None:
+        quantity = numbers.quantity(value["quantity"])
+        if quantity is None or not float(quantity).is_integer():
+            raise invalid(f"{path}.quantity: must be a whole number ≥ 0")
+        cols["quantity"] = int(quantity)
+    if value.get("originalPrice") is not None:
+        cols["original_price"] = _amount(value["originalPrice"], f"{path}.originalPrice")
+    if value.get("originalCurrencyCode") is not None:
+        cols["original_currency_code"] = _currency(value["originalCurrencyCode"], f"{path}.originalCurrencyCode")
+    extension = _extension(value["extensions"], f"{path}.extensions") if value.get("extensions") is not None else None
+    return ItemInput(cols, extension)
+
+
+def _extension(value: Any, path: str) -> dict[str, str | int | float | bool]:
+    if not isinstance(value, list):
+        raise invalid(f"{path}: must be an array")
+    if not value:
+        return {}
+    if len(value) > 1 or not isinstance(value[0], dict) or value[0].get("name") != "ext":
+        raise invalid(f"{path}: one extension named ext")
+    if value[0].get("key", "default") != "default":
+        raise invalid(f"{path}.key: must be default")
+    data = {k: v for k, v in value[0].items() if k not in ("name", "key")}
+    return check_extension_data(data, f"{path}.ext")
+
+
+def _text(value: Any, path: str, limit: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise invalid(f"{path}: must be a non-empty string")
+    if len(value) > limit or "\x00" in value:
+        raise invalid(f"{path}: must be at most {limit} characters")
+    return value
+
+
+def _currency(value: Any, path: str) -> str:
+    text = _text(value, path, 3)
+    if len(text) != 3 or not text.isalpha():
+        raise invalid(f"{path}: must be an ISO 4217 code")
+    return text.upper()
+
+
+def _amount(value: Any, path: str) -> float:
+    number = numbers.amount(value)
+    if number is None:
+        raise invalid(f"{path}: must be a number")
+    return number
+
+
+def _time(value: Any, path: str) -> datetime:
+    parsed = parse_iso(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise invalid(f"{path}: must be an ISO 8601 date-time")
+    return parsed
+
+
+async def apply_order(session: AsyncSession, data: OrderInput, *, mode: OrderMode, guest_ref: str, clock: Clock) -> str:
+    """Insert (replace entirely) or upsert an order by its ``referenceId``; returns its ref."""
+    now = clock.now()
+    repo = OrderBatchRepository(session)
+    order = await repo.by_reference(data.reference_id)
+    if order is not None and order.session_ref is not None and order.guest_ref not in (None, guest_ref):
+        # An order tracked for one guest is not re-assigned by an import for another.
+        raise RecordRejected("409", "Order belongs to another guest")
+    if order is None:
+        order = Order(
+            ref=new_ref(), reference_id=data.reference_id, status="UNKNOWN", price=0.0, created_at=now, ordered_at=now
+        )
+        repo.add(order)
+    elif mode == "insert":
+        order.status, order.price = "UNKNOWN", 0.0
+        order.currency_code = order.payment_type = order.card_type = None
+    for column, value in data.columns.items():
+        setattr(order, column, value)
+    order.guest_ref = guest_ref
+    order.modified_at = now
+    await session.flush()
+    contact = await repo.contact_row(order.ref)
+    if contact is None:
+        repo.add(
+            OrderContact(
+                ref=new_ref(),
+                order_ref=order.ref,
+                guest_ref=guest_ref,
+                data=data.contact or {},
+                created_at=now,
+                modified_at=now,
+            )
+        )
+    else:
+        contact.guest_ref = guest_ref
+        contact.data = data.contact or {}
+        contact.modified_at = now
+    if data.items is not None:
+        await repo.batch_clear_items(order.ref)
+        for item in data.items:
+            row = OrderItem(ref=new_ref(), order_ref=order.ref, created_at=now, modified_at=now, **item.columns)
+            repo.add(row)
+            if item.extension is not None:
+                repo.add(_extension_row("orderItem", row.ref, order.ref, item.extension, now))
+    if data.extension is not None or mode == "insert":
+        await repo.batch_clear_extension("order", order.ref)
+        if data.extension is not None:
+            repo.add(_extension_row("order", order.ref, order.ref, data.extension, now))
+    await session.flush()
+    return order.ref
+
+
+def _extension_row(
+    owner_type: str, owner_ref: str, order_ref: str, data: dict[str, str | int | float | bool], now: datetime
+) -> OrderExtension:
+    return OrderExtension(
+        ref=new_ref(),
+        owner_type=owner_type,
+        owner_ref=owner_ref,
+        order_ref=order_ref,
+        name="ext",
+        key="default",
+        data=dict(data),
+        created_at=now,
+        modified_at=now,
+    )
