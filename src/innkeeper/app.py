@@ -22,10 +22,12 @@ from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, in_transaction, session_factory
 from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
+from innkeeper.guests.api import provide_orders
 from innkeeper.guests.api import rest_router as guests_rest_router
 from innkeeper.guests.api import router as guests_router
 from innkeeper.http.cors import CORSMiddleware
 from innkeeper.http.errors import rest_error, rest_error_for
+from innkeeper.http.guest_orders import guest_orders
 from innkeeper.http.limits import RestLimits
 from innkeeper.http.openapi import install as install_openapi
 from innkeeper.http.responses import json_response
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(tenant_router)
     app.include_router(guests_router)
     app.include_router(guests_rest_router)
+    provide_orders(app, guest_orders)
     app.include_router(sessions_router)
     app.include_router(orders_router)
     app.include_router(batch_router)

@@ -49,6 +49,12 @@ REQUIRED = {
     "extension_merge",
     "extension_delete",
     "extension_delete_fields",
+    "guest_retrieve_orders",
+    # §8.6 legacy v2 extensions
+    "extension_v2_create",
+    "extension_v2_get",
+    "extension_v2_list",
+    "extension_v2_replace",
     # §1.7 error rows
     "error_400_guest_type",
     "error_400_unknown_field",
@@ -63,8 +69,10 @@ REQUIRED = {
     "error_404_deleted_guest",
     "error_404_extension",
     "error_405_v2_patch",
+    "error_405_v2_extension_patch",
     "error_409_identifier",
     "error_409_extension_name",
+    "error_409_v2_extension_name",
     "error_413_body",
     "error_415_content_type",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.batch.models import Batch, BatchError
@@ -54,3 +54,13 @@ class BatchRepository:
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def plan_each_statement(self) -> None:
+        """On PostgreSQL, plan this transaction's statements with their actual parameters.
+
+        The import repeats the same lookups thousands of times through cached prepared
+        statements; a generic plan made while the tables were still empty keeps scanning them
+        whole as they grow (until autoanalyze runs), so the chunk asks for custom plans.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))

@@ -58,6 +58,9 @@ class Settings:
     batch_chunk_delay_seconds: float = _setting(
         0.0, "Testing only: pause after each committed batch chunk (to kill a worker mid-import)."
     )
+    batch_log_info: bool = _setting(
+        False, "Also write informational lines (code 200, e.g. several guests matched a delete) to batch error logs."
+    )
 
     @property
     def production(self) -> bool:
@@ -93,6 +96,8 @@ def _convert(name: str, raw: str) -> object:
         return int(raw)
     if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds"):
         return float(raw)
+    if name == "batch_log_info":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if name == "context_ids":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw

@@ -2,18 +2,24 @@
 and the admin browser lookup (§12.3).
 
 Guest handlers are shared by both versions (``_mount``); v2.1 adds PATCH and the extension
-routes, v2 accepts POST on an existing guest as a full update and has no PATCH (405).
+routes, v2 accepts POST on an existing guest as a full update and has no PATCH (405). Legacy v2
+addresses data extensions as ``/v2/guests/{ref}/ext{Name}[/{extensionRef}]`` (§8.6).
+
+An expanded retrieve embeds the guest's orders. Orders sit right of guests in the layer order,
+so this module cannot call them: the app hands in an ``OrderSource`` (``provide_orders``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import Convertor, register_url_convertor
 
 from innkeeper.core.clock import iso
 from innkeeper.core.db import in_transaction
@@ -31,6 +37,7 @@ from innkeeper.guests.schemas import (
     ExtensionPairs,
     GuestCollection,
     GuestIn,
+    GuestOrder,
     GuestOut,
     Href,
     QueryText,
@@ -136,6 +143,20 @@ def _render(view: rest.GuestView, base: str, version: ApiVersion) -> GuestOut:
     return GuestOut.of(view.guest, view.identifiers, view.extensions, base=base, version=version)
 
 
+OrderSource = Callable[[AsyncSession, str, str], Awaitable[list[GuestOrder]]]
+"""``(session, guest_ref, base_url)`` -> the guest's orders to embed, newest first."""
+
+
+def provide_orders(app: FastAPI, source: OrderSource) -> None:
+    """Let an expanded guest retrieve embed orders from ``source`` (create_app wires it)."""
+    app.state.guest_orders = source
+
+
+def _order_source(request: Request) -> OrderSource | None:
+    source: OrderSource | None = getattr(request.app.state, "guest_orders", None)
+    return source
+
+
 def _mount(version: ApiVersion) -> None:
     """Register the guest routes both API versions share."""
     prefix = f"/{version}/guests"
@@ -188,10 +209,17 @@ def _mount(version: ApiVersion) -> None:
         response_model_exclude_none=True,
     )
     async def retrieve_guest(request: Request, guest_ref: str, expand: Expand = False) -> GuestOut:
-        """One guest with its identifiers and data extensions (always embedded; ``expand`` is accepted)."""
+        """One guest with its identifiers and data extensions; ``expand=true`` also embeds its
+        orders (newest first, at most 100; left out when there are none)."""
         runtime = runtime_of(request)
+        base = base_url(request, runtime)
+        source = _order_source(request) if expand else None
         async with runtime.sessions() as session:
-            return _render(await rest.retrieve(session, guest_ref), base_url(request, runtime), version)
+            view = await rest.retrieve(session, guest_ref)
+            guest = _render(view, base, version)
+            if source is not None:
+                guest.orders = await source(session, view.guest.ref, base) or None
+        return guest
 
     async def replace_guest(request: Request, guest_ref: str, body: GuestIn) -> GuestOut:
         """Replace a guest: omitted optional fields are cleared, identifiers replaced as a set."""
@@ -374,3 +402,118 @@ def _same_name(body: ExtensionPairs, name: str) -> None:
         raise InvalidExtension(
             "The request is invalid.", developer_message="name: must match the extension in the path"
         )
+
+
+# --- legacy v2 data extensions (spec §8.6) ---------------------------------------------------
+#
+# ``/v2/guests/{ref}/ext{Name}`` is the collection of the guest's extensions with that name (so at
+# most one item): GET lists it, POST creates the extension (body ``{"key":"default", …pairs}``).
+# ``/v2/guests/{ref}/ext{Name}/{extensionRef}`` is the extension: GET, PUT or POST (full update),
+# DELETE. No PATCH (405). The ``extname`` path convertor only matches ``ext``, ``ext1`` … ``ext5``,
+# so these routes cannot shadow any other ``/v2/guests/{ref}/…`` route.
+
+
+class _ExtensionName(Convertor[str]):
+    regex = "|".join(sorted(extensions.NAMES, key=len, reverse=True))
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("extname", _ExtensionName())
+
+V2_EXTENSIONS = "/v2/guests/{guest_ref}/{name:extname}"
+V2_EXTENSION = V2_EXTENSIONS + "/{extension_ref}"
+_V2_EXT_TAGS: list[str | Enum] = ["guest data extensions (legacy v2)"]
+ExtensionName = Annotated[str, Path(description="ext, ext1 … ext5", pattern=f"^({_ExtensionName.regex})$")]
+
+
+@rest_router.get(V2_EXTENSIONS, dependencies=READ, tags=_V2_EXT_TAGS, responses=error_responses(400, 403, 404))
+async def list_v2_extensions(
+    request: Request,
+    guest_ref: str,
+    name: ExtensionName,
+    offset: Offset = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    expand: Expand = False,
+) -> ExtensionCollection:
+    """The guest's extension of that name as a collection (none or one item); ``expand=true``: in full."""
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        rows = await extensions.page(session, guest_ref, offset=offset, limit=limit, name=name)
+    base = base_url(request, runtime)
+    full = [ExtensionOut.of(r, base=base, version="v2") for r in rows]
+    items: list[ExtensionOut | Href] = list(full) if expand else [Href(href=e.href) for e in full]
+    href = collection_href(request, runtime, offset=offset, limit=limit, expand="true" if expand else None)
+    return ExtensionCollection.model_validate(collection(href, offset=offset, limit=limit, items=items))
+
+
+@rest_router.post(
+    V2_EXTENSIONS, status_code=201, dependencies=WRITE, tags=_V2_EXT_TAGS, responses=error_responses(*_BODY_ERRORS)
+)
+async def create_v2_extension(
+    request: Request, guest_ref: str, name: ExtensionName, body: ExtensionPairs
+) -> ExtensionOut:
+    """Create the extension named in the path (``"key":"default"``, the other keys are its data)."""
+    runtime = runtime_of(request)
+    _same_name(body, name)
+
+    async def work(session: AsyncSession) -> ExtensionOut:
+        row = await extensions.create(session, guest_ref, name, body.pairs(), key=body.key, clock=runtime.clock)
+        return ExtensionOut.of(row, base=base_url(request, runtime), version="v2")
+
+    return await in_transaction(runtime.sessions, work)
+
+
+@rest_router.get(V2_EXTENSION, dependencies=READ, tags=_V2_EXT_TAGS, responses=error_responses(403, 404))
+async def get_v2_extension(request: Request, guest_ref: str, name: ExtensionName, extension_ref: str) -> ExtensionOut:
+    """One data extension, by name and ref."""
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        row = await extensions.get(session, guest_ref, name, ref=extension_ref)
+    return ExtensionOut.of(row, base=base_url(request, runtime), version="v2")
+
+
+async def replace_v2_extension(
+    request: Request, guest_ref: str, name: ExtensionName, extension_ref: str, body: ExtensionPairs
+) -> ExtensionOut:
+    """Replace all key-value pairs of a data extension (PUT, or POST on its href)."""
+    runtime = runtime_of(request)
+    _same_name(body, name)
+
+    async def work(session: AsyncSession) -> ExtensionOut:
+        row = await extensions.replace(
+            session, guest_ref, name, body.pairs(), key=body.key, clock=runtime.clock, ref=extension_ref
+        )
+        return ExtensionOut.of(row, base=base_url(request, runtime), version="v2")
+
+    return await in_transaction(runtime.sessions, work)
+
+
+for _method in ("PUT", "POST"):
+    rest_router.add_api_route(
+        V2_EXTENSION,
+        replace_v2_extension,
+        methods=[_method],
+        dependencies=WRITE,
+        tags=_V2_EXT_TAGS,
+        responses=error_responses(*_BODY_ERRORS),
+    )
+
+
+@rest_router.delete(V2_EXTENSION, dependencies=WRITE, tags=_V2_EXT_TAGS, responses=error_responses(403, 404))
+async def delete_v2_extension(
+    request: Request, guest_ref: str, name: ExtensionName, extension_ref: str
+) -> ExtensionDeleted:
+    """Delete a data extension."""
+    runtime = runtime_of(request)
+
+    async def work(session: AsyncSession) -> ExtensionDeleted:
+        row = await extensions.delete(session, guest_ref, name, ref=extension_ref)
+        href = ExtensionOut.of(row, base=base_url(request, runtime), version="v2").href
+        return ExtensionDeleted(href=href, ref=row.ref)
+
+    return await in_transaction(runtime.sessions, work)

@@ -242,58 +242,171 @@ def _qualifying(data: GuestInput, rules: IdentityRules) -> list[IdentifierInput]
     return [i for i in data.identifiers if rules.providers is None or i.provider in rules.providers]
 
 
-async def match_guest(session: AsyncSession, data: GuestInput, *, rules: IdentityRules) -> Guest | None:
+class GuestChunk:
+    """What a chunk of batch records reads and writes about guests, read once and written together.
+
+    ``preload`` looks up every guest ref and identifier of the chunk with one query each; the
+    records then match and change guests in memory (new rows are kept aside, loaded rows are
+    changed in the session), and ``insert_guests`` / ``insert_rest`` write the new rows with a
+    few multi-row INSERTs. A chunk of one record is the record-by-record path.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = GuestRepository(session)
+        self._by_ref: dict[str, Guest | None] = {}
+        self._owner: dict[tuple[str, str], str | None] = {}
+        self._identifiers: dict[str, list[GuestIdentifier]] = {}
+        self._extensions: dict[str, dict[str, GuestExtension]] = {}
+        self._new_guests: list[Guest] = []
+        self._new_identifiers: list[GuestIdentifier] = []
+        self._new_extensions: list[GuestExtension] = []
+
+    async def preload(self, values: list[GuestInput]) -> None:
+        """Look up, in one query each, the guests, identifiers and extensions the records name."""
+        keys = {(i.provider, i.id) for data in values for i in data.identifiers} - self._owner.keys()
+        refs = {data.ref for data in values if data.ref and is_ref(data.ref)} - self._by_ref.keys()
+        owned = await self.repo.batch_owners(keys) if keys else []
+        self._owner.update(dict.fromkeys(keys))
+        self._owner.update({(row.provider, row.value): row.guest_ref for row in owned})
+        refs |= {row.guest_ref for row in owned} - self._by_ref.keys()
+        if not refs:
+            return
+        found = {guest.ref: guest for guest in await self.repo.batch_guests(refs)}
+        for ref in refs:
+            self._by_ref[ref] = found.get(ref)
+        live = [ref for ref in found if ref not in self._identifiers]
+        for ref in live:
+            self._identifiers[ref], self._extensions[ref] = [], {}
+        for row in await self.repo.identifiers_of_many(live):
+            self._identifiers[row.guest_ref].append(row)
+        for ext in await self.repo.batch_extensions_of_many(live):
+            self._extensions[ext.guest_ref][ext.name] = ext
+
+    async def guest(self, ref: str) -> Guest | None:
+        """The guest row with this ref, live or not (None: no such row)."""
+        if ref not in self._by_ref:
+            self._by_ref[ref] = await self.repo.get(ref, for_update=True)
+        return self._by_ref[ref]
+
+    async def owners(self, keys: list[tuple[str, str]]) -> set[str]:
+        """Refs of the guests owning any of the identifiers."""
+        missing = [key for key in keys if key not in self._owner]
+        if missing:
+            self._owner.update(dict.fromkeys(missing))
+            self._owner.update({(r.provider, r.value): r.guest_ref for r in await self.repo.batch_owners(missing)})
+        return {ref for key in keys if (ref := self._owner[key]) is not None}
+
+    async def identifiers(self, guest_ref: str) -> list[GuestIdentifier]:
+        if guest_ref not in self._identifiers:
+            self._identifiers[guest_ref] = await self.repo.identifiers_of(guest_ref)
+        return self._identifiers[guest_ref]
+
+    async def extensions(self, guest_ref: str) -> dict[str, GuestExtension]:
+        if guest_ref not in self._extensions:
+            self._extensions[guest_ref] = {e.name: e for e in await self.repo.batch_extensions_of(guest_ref)}
+        return self._extensions[guest_ref]
+
+    async def by_email(self, email: str) -> Guest | None:
+        """The oldest live guest whose primary email is ``email``, counting this chunk's changes."""
+        candidates = {g.ref: g for g in await self.repo.batch_by_email(email)}
+        candidates.update({ref: g for ref, g in self._by_ref.items() if g is not None})
+        live = [g for g in candidates.values() if g.email == email and _live(g)]
+        return min(live, key=lambda g: (g.created_at, g.ref), default=None)
+
+    def add_guest(self, guest: Guest) -> None:
+        self._new_guests.append(guest)
+        self._by_ref[guest.ref] = guest
+        self._identifiers[guest.ref], self._extensions[guest.ref] = [], {}
+
+    def add_identifier(self, row: GuestIdentifier) -> None:
+        self._new_identifiers.append(row)
+        self._identifiers[row.guest_ref].append(row)
+        self._owner[(row.provider, row.value)] = row.guest_ref
+
+    def add_extension(self, row: GuestExtension) -> None:
+        self._new_extensions.append(row)
+        self._extensions[row.guest_ref][row.name] = row
+
+    async def remove_extension(self, row: GuestExtension) -> None:
+        del self._extensions[row.guest_ref][row.name]
+        if row in self._new_extensions:
+            self._new_extensions.remove(row)
+        else:
+            await self.repo.batch_delete_extension(row)
+
+    async def insert_guests(self) -> None:
+        """Write the new guest rows (before anything that refers to them)."""
+        await self.repo.batch_insert(Guest, self._new_guests)
+        self._new_guests = []
+
+    async def insert_rest(self) -> None:
+        """Write the new identifier and extension rows (after the session's flush deleted old ones)."""
+        await self.repo.batch_insert(GuestIdentifier, self._new_identifiers)
+        await self.repo.batch_insert(GuestExtension, self._new_extensions)
+        self._new_identifiers, self._new_extensions = [], []
+
+
+def _live(guest: Guest) -> bool:
+    return guest.guest_type != "retired" and guest.deleted_at is None
+
+
+async def match_guest(chunk: GuestChunk, data: GuestInput, *, rules: IdentityRules) -> Guest | None:
     """The guest a record means (spec §10.8): its ``ref``, an identifier, or its email (fallback).
 
     Raises ``Not enough identifying information`` when the record carries nothing usable and
     ``Identity already exists`` when its identifiers belong to different guests.
     """
-    repo = GuestRepository(session)
     target: Guest | None = None
     if data.ref and is_ref(data.ref):
-        found = await repo.get(data.ref, for_update=True)
-        if found is not None and found.guest_type != "retired" and found.deleted_at is None:
+        found = await chunk.guest(data.ref)
+        if found is not None and _live(found):
             target = found
     keys = _qualifying(data, rules)
     if keys:
-        owners = await repo.owners((i.provider, i.id) for i in keys)
-        refs = {o.guest_ref for o in owners}
+        refs = await chunk.owners([(i.provider, i.id) for i in keys])
         if target is not None and refs - {target.ref}:
             raise RecordRejected("409", IDENTITY_EXISTS)
         if target is None and refs:
             if len(refs) > 1:
                 raise RecordRejected("409", IDENTITY_EXISTS)
-            target = (await repo.guests(refs))[0]
+            target = await chunk.guest(refs.pop())
         return target
     if target is not None:
         return target
     if rules.email_fallback and data.email:
-        return await repo.batch_by_email(data.email)
+        return await chunk.by_email(data.email)
     raise RecordRejected("400", NOT_IDENTIFIED)
 
 
 async def apply_guest(
-    session: AsyncSession, data: GuestInput, *, mode: GuestMode, rules: IdentityRules, clock: Clock
+    chunk: GuestChunk,
+    data: GuestInput,
+    *,
+    mode: GuestMode,
+    rules: IdentityRules,
+    clock: Clock,
+    target: Guest | Literal[False] | None = False,
 ) -> str:
-    """Upsert / insert / merge / create one guest record; returns the guest's ref."""
-    target = await match_guest(session, data, rules=rules)
+    """Upsert / insert / merge / create one guest record; returns the guest's ref.
+
+    Every rejection happens before the first change. ``target`` is the already matched guest
+    (or None for "no match"), when the caller matched it.
+    """
+    if target is False:
+        target = await match_guest(chunk, data, rules=rules)
     if target is not None and mode == "create":
         raise RecordRejected("409", IDENTITY_EXISTS)
     now = clock.now()
-    repo = GuestRepository(session)
     if target is None:
         target = new_guest(now, guest_type=data.guest_type or "customer")
-        if data.ref and is_ref(data.ref) and await repo.get(data.ref) is None:
+        if data.ref and is_ref(data.ref) and await chunk.guest(data.ref) is None:
             target.ref = data.ref
-        repo.add(target)
-        await session.flush()
-        existing: list[GuestIdentifier] = []
-    else:
-        existing = await repo.identifiers_of(target.ref)
-        if mode == "insert":
-            for column in _CLEARABLE:
-                setattr(target, column, None)
-            target.emails, target.phone_numbers, target.street = [], [], []
+        chunk.add_guest(target)
+    elif mode == "insert":
+        for column in _CLEARABLE:
+            setattr(target, column, None)
+        target.emails, target.phone_numbers, target.street = [], [], []
     for column, value in data.columns.items():
         setattr(target, column, value)
     if data.email and data.email not in (target.emails or []):
@@ -303,7 +416,7 @@ async def apply_guest(
     elif target.guest_type == "visitor" and _qualifying(data, rules):
         target.guest_type = "customer"
     target.modified_at = now
-    owned = {(i.provider, i.value): i for i in existing}
+    owned = {(i.provider, i.value): i for i in await chunk.identifiers(target.ref)}
     for ident in data.identifiers:
         row = owned.get((ident.provider, ident.id))
         if row is not None:
@@ -316,31 +429,30 @@ async def apply_guest(
                 expiry_date=ident.expiry_date,
                 created_at=now,
             )
-            repo.add(new)
+            chunk.add_identifier(new)
             owned[(ident.provider, ident.id)] = new
     if data.extensions is not None:
-        await _apply_extensions(repo, target.ref, data.extensions, replace=mode == "insert", now=now)
-    await session.flush()
+        await _apply_extensions(chunk, target.ref, data.extensions, replace=mode == "insert", now=now)
     return target.ref
 
 
 async def _apply_extensions(
-    repo: GuestRepository,
+    chunk: GuestChunk,
     guest_ref: str,
     extensions: dict[str, dict[str, str | int | float | bool]],
     *,
     replace: bool,
     now: datetime,
 ) -> None:
-    current = {row.name: row for row in await repo.batch_extensions_of(guest_ref)}
+    current = dict(await chunk.extensions(guest_ref))
     if replace:
         for name, old in current.items():
             if name not in extensions:
-                await repo.batch_delete_extension(old)
+                await chunk.remove_extension(old)
     for name, data in extensions.items():
         row = current.get(name)
         if row is None:
-            repo.batch_add_extension(
+            chunk.add_extension(
                 GuestExtension(
                     ref=new_ref(),
                     guest_ref=guest_ref,
@@ -356,9 +468,30 @@ async def _apply_extensions(
             row.modified_at = now
 
 
-async def resolve_contact(session: AsyncSession, data: GuestInput, *, rules: IdentityRules, clock: Clock) -> str:
-    """The guest an order contact stands for, created (as a customer) when none matches."""
-    return await apply_guest(session, data, mode="upsert", rules=rules, clock=clock)
+async def resolve_contact(
+    chunk: GuestChunk, data: GuestInput, *, rules: IdentityRules, clock: Clock, target: Guest | None
+) -> str:
+    """The guest an order contact stands for (``target``, matched by the caller), created as a customer when none."""
+    return await apply_guest(chunk, data, mode="upsert", rules=rules, clock=clock, target=target)
+
+
+async def delete_candidates(session: AsyncSession, data: GuestInput, *, rules: IdentityRules) -> list[Guest]:
+    """The live guests a delete record names (its ref, identifiers, or email fallback), oldest first.
+
+    Raises ``Not enough identifying information`` when the record carries nothing usable.
+    """
+    chunk = GuestChunk(session)
+    has_ref = bool(data.ref and is_ref(data.ref))
+    keys = _qualifying(data, rules)
+    refs = {data.ref} if has_ref and data.ref else set()
+    if keys:
+        refs |= await chunk.owners([(i.provider, i.id) for i in keys])
+    found = [g for ref in refs if (g := await chunk.guest(ref)) is not None and _live(g)]
+    if not keys and not has_ref:
+        if not (rules.email_fallback and data.email):
+            raise RecordRejected("400", NOT_IDENTIFIED)
+        found = await chunk.repo.batch_by_email(data.email)
+    return sorted(found, key=lambda g: (g.created_at, g.ref))
 
 
 async def browser_for(

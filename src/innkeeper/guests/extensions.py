@@ -69,25 +69,34 @@ async def create(
     return row
 
 
-async def get(session: AsyncSession, guest_ref: str, name: str) -> GuestExtension:
-    """One extension of a live guest."""
+async def get(session: AsyncSession, guest_ref: str, name: str, *, ref: str | None = None) -> GuestExtension:
+    """One extension of a live guest; with ``ref`` (legacy v2 addressing) it must also have that ref."""
     guest = await live_guest(session, guest_ref)
-    return await _existing(GuestExtensionRepository(session), guest.ref, name)
+    return await _existing(GuestExtensionRepository(session), guest.ref, name, ref=ref)
 
 
-async def page(session: AsyncSession, guest_ref: str, *, offset: int, limit: int) -> list[GuestExtension]:
-    """A page of a live guest's extensions, by name."""
+async def page(
+    session: AsyncSession, guest_ref: str, *, offset: int, limit: int, name: str | None = None
+) -> list[GuestExtension]:
+    """A page of a live guest's extensions, by name; ``name`` keeps only that one (legacy v2)."""
     guest = await live_guest(session, guest_ref)
-    return await GuestExtensionRepository(session).page(guest.ref, offset=offset, limit=limit)
+    return await GuestExtensionRepository(session).page(guest.ref, offset=offset, limit=limit, name=name)
 
 
 async def replace(
-    session: AsyncSession, guest_ref: str, name: str, pairs: dict[str, Any], *, key: str | None, clock: Clock
+    session: AsyncSession,
+    guest_ref: str,
+    name: str,
+    pairs: dict[str, Any],
+    *,
+    key: str | None,
+    clock: Clock,
+    ref: str | None = None,
 ) -> GuestExtension:
-    """PUT: the extension holds exactly ``pairs`` afterwards."""
+    """PUT: the extension holds exactly ``pairs`` afterwards (``ref``: see :func:`get`)."""
     _check_key(key)
     _check_pairs(pairs)
-    return await _write(session, guest_ref, name, lambda _old: dict(pairs), clock=clock)
+    return await _write(session, guest_ref, name, lambda _old: dict(pairs), clock=clock, ref=ref)
 
 
 async def merge(
@@ -99,11 +108,11 @@ async def merge(
     return await _write(session, guest_ref, name, lambda old: {**old, **pairs}, clock=clock)
 
 
-async def delete(session: AsyncSession, guest_ref: str, name: str) -> GuestExtension:
-    """Delete the extension; returns the deleted row (for its href and ref)."""
+async def delete(session: AsyncSession, guest_ref: str, name: str, *, ref: str | None = None) -> GuestExtension:
+    """Delete the extension; returns the deleted row (for its href and ref). ``ref``: see :func:`get`."""
     guest = await live_guest(session, guest_ref, for_update=True)
     repo = GuestExtensionRepository(session)
-    row = await _existing(repo, guest.ref, name)
+    row = await _existing(repo, guest.ref, name, ref=ref)
     await repo.remove(row)
     await session.flush()
     return row
@@ -130,10 +139,11 @@ async def _write(
     change: Callable[[dict[str, Any]], dict[str, Any]],
     *,
     clock: Clock,
+    ref: str | None = None,
 ) -> GuestExtension:
     guest = await live_guest(session, guest_ref, for_update=True)
     repo = GuestExtensionRepository(session)
-    row = await _existing(repo, guest.ref, name)
+    row = await _existing(repo, guest.ref, name, ref=ref)
     data: dict[str, Any] = change(dict(row.data or {}))
     if len(data) > MAX_PAIRS:
         raise InvalidExtension(
@@ -146,12 +156,19 @@ async def _write(
     return row
 
 
-async def _existing(repo: GuestExtensionRepository, guest_ref: str, name: str) -> GuestExtension:
+async def _existing(
+    repo: GuestExtensionRepository, guest_ref: str, name: str, *, ref: str | None = None
+) -> GuestExtension:
     row = await repo.get(guest_ref, name) if name in NAMES else None
     if row is None:
         raise ExtensionNotFound(
             "The specified resource does not exist.",
             developer_message=f"Guest {guest_ref} has no data extension named {name[:20]}",
+        )
+    if ref is not None and ref.lower() != row.ref:
+        raise ExtensionNotFound(
+            "The specified resource does not exist.",
+            developer_message=f"Guest {guest_ref} has no data extension {name} with ref {ref[:64]}",
         )
     return row
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.db import Base
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
 
 
@@ -196,15 +197,12 @@ class GuestExtensionRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def page(self, guest_ref: str, *, offset: int, limit: int) -> list[GuestExtension]:
-        """One page of a guest's extensions, by name."""
-        stmt = (
-            select(GuestExtension)
-            .where(GuestExtension.guest_ref == guest_ref)
-            .order_by(GuestExtension.name)
-            .offset(offset)
-            .limit(limit)
-        )
+    async def page(self, guest_ref: str, *, offset: int, limit: int, name: str | None = None) -> list[GuestExtension]:
+        """One page of a guest's extensions, by name; ``name`` keeps only that one."""
+        stmt = select(GuestExtension).where(GuestExtension.guest_ref == guest_ref)
+        if name is not None:
+            stmt = stmt.where(GuestExtension.name == name)
+        stmt = stmt.order_by(GuestExtension.name).offset(offset).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
     async def remove(self, row: GuestExtension) -> None:
@@ -215,15 +213,45 @@ class GuestExtensionRepository:
 class GuestBatchRepository(GuestRepository):
     """The extra statements of batch guest records (guests/batch_import.py)."""
 
-    async def batch_by_email(self, email: str) -> Guest | None:
-        """The oldest live guest whose primary email is ``email`` (batch email fallback)."""
+    async def batch_by_email(self, email: str) -> list[Guest]:
+        """The oldest live guests whose primary email is ``email`` (batch email fallback)."""
         stmt = (
             select(Guest)
             .where(Guest.email == email, Guest.guest_type != "retired", Guest.deleted_at.is_(None))
             .order_by(Guest.created_at, Guest.ref)
-            .limit(1)
+            .limit(20)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def batch_owners(self, keys: Iterable[tuple[str, str]]) -> list[GuestIdentifier]:
+        """The identifier rows of these ``(provider, value)`` pairs.
+
+        ``provider IN … AND value IN …`` (then an exact filter here) rather than a row-value
+        IN, which SQLite answers with a scan of the whole table instead of the unique index.
+        """
+        wanted = set(keys)
+        if not wanted:
+            return []
+        providers, values = {p for p, _ in wanted}, {v for _, v in wanted}
+        stmt = select(GuestIdentifier).where(GuestIdentifier.provider.in_(providers), GuestIdentifier.value.in_(values))
+        rows = (await self.session.execute(stmt)).scalars()
+        return [row for row in rows if (row.provider, row.value) in wanted]
+
+    async def batch_guests(self, refs: Iterable[str]) -> list[Guest]:
+        """The guests with these refs (live or not), locked."""
+        stmt = select(Guest).where(Guest.ref.in_(list(refs))).with_for_update()
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def batch_extensions_of_many(self, guest_refs: list[str]) -> list[GuestExtension]:
+        """The data extensions of several guests."""
+        if not guest_refs:
+            return []
+        stmt = select(GuestExtension).where(GuestExtension.guest_ref.in_(guest_refs))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def batch_insert(self, model: type[Guest | GuestIdentifier | GuestExtension], rows: Sequence[Base]) -> None:
+        """Insert new (never added) rows with multi-row INSERTs."""
+        await batch_insert(self.session, model, rows)
 
     async def batch_extensions_of(self, guest_ref: str) -> list[GuestExtension]:
         """A guest's data extensions."""
@@ -235,3 +263,12 @@ class GuestBatchRepository(GuestRepository):
 
     async def batch_delete_extension(self, row: GuestExtension) -> None:
         await self.session.delete(row)
+
+
+async def batch_insert(session: AsyncSession, model: type[Base], rows: Sequence[Base]) -> None:
+    """Insert transient rows (never added to the session) as multi-row INSERTs of their set columns."""
+    if not rows:
+        return
+    keys = [attr.key for attr in model.__mapper__.column_attrs]
+    params = [{key: row.__dict__[key] for key in keys if key in row.__dict__} for row in rows]
+    await session.execute(insert(model), params)

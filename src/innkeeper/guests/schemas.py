@@ -123,17 +123,20 @@ class ExtensionOut(BaseModel):
     guest: Href
 
     @classmethod
-    def of(cls, row: GuestExtension, *, base: str) -> ExtensionOut:
+    def of(cls, row: GuestExtension, *, base: str, version: ApiVersion = "v2.1") -> ExtensionOut:
         """From a row; ``base`` is the public base URL.
 
+        v2.1 addresses an extension by name (``…/guests/{ref}/extensions/{name}``), legacy v2 by
+        name and ref (``…/guests/{ref}/{name}/{extensionRef}``, spec §8.6).
         Pairs come out sorted by key: PostgreSQL's JSONB does not keep insertion order, and
         both dialects must answer byte for byte alike.
         """
-        guest_href = f"{base}/v2.1/guests/{row.guest_ref}"
+        guest_href = f"{base}/{version}/guests/{row.guest_ref}"
+        href = f"{guest_href}/extensions/{row.name}" if version == "v2.1" else f"{guest_href}/{row.name}/{row.ref}"
         return cls.model_validate(
             {
                 **dict(sorted((row.data or {}).items())),
-                "href": f"{guest_href}/extensions/{row.name}",
+                "href": href,
                 "ref": row.ref,
                 "name": row.name,
                 "key": row.key,
@@ -144,8 +147,27 @@ class ExtensionOut(BaseModel):
         )
 
 
+class GuestOrder(BaseModel):
+    """An order as embedded in an expanded guest (``GET …/guests/{ref}?expand=true``)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    href: str
+    ref: str
+    reference_id: str = Field(alias="referenceId")
+    status: str
+    price: float
+    currency_code: str | None = Field(default=None, alias="currencyCode")
+    ordered_at: str | None = Field(default=None, alias="orderedAt")
+    channel: str | None = None
+    point_of_sale: str | None = Field(default=None, alias="pointOfSale")
+
+
 class GuestOut(BaseModel):
-    """A guest (spec §7.1); null fields and empty optional lists are left out."""
+    """A guest (spec §7.1); null fields and empty optional lists are left out.
+
+    ``orders`` is only filled by an expanded retrieve, and only when the guest has orders.
+    """
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -175,6 +197,7 @@ class GuestOut(BaseModel):
     country: str | None = None
     identifiers: list[IdentifierOut]
     extensions: list[ExtensionOut]
+    orders: list[GuestOrder] | None = None
 
     @classmethod
     def of(

@@ -74,17 +74,20 @@ async def create_order(request: Request, body: OrderIn) -> OrderOut:
 async def list_orders(
     request: Request,
     referenceId: Annotated[str | None, Query(max_length=200)] = None,  # noqa: N803
+    guestRef: Annotated[str | None, Query(max_length=64, description="Only this guest's orders")] = None,  # noqa: N803
     offset: Offset = 0,
     limit: Limit = DEFAULT_LIMIT,
     expand: Expand = False,
 ) -> OrderCollection:
-    """Orders, newest first; ``referenceId`` finds one order by your order id."""
+    """Orders, newest first; ``referenceId`` finds one order by your order id, ``guestRef`` a guest's orders."""
     runtime = runtime_of(request)
     base = _base(request)
     async with runtime.sessions() as session:
-        rows = await service.list_orders(session, reference_id=referenceId, offset=offset, limit=limit)
+        rows = await service.list_orders(
+            session, reference_id=referenceId, guest_ref=guestRef, offset=offset, limit=limit
+        )
     items: list[Any] = [OrderOut.of(r, base) if expand else Href(href=order_href(base, r.ref)) for r in rows]
-    href = collection_href(request, runtime, offset=offset, limit=limit, referenceId=referenceId)
+    href = collection_href(request, runtime, offset=offset, limit=limit, referenceId=referenceId, guestRef=guestRef)
     return OrderCollection.model_validate(collection(href, offset=offset, limit=limit, items=items))
 
 

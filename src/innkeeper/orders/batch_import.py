@@ -250,19 +250,106 @@ def _time(value: Any, path: str) -> datetime:
     return parsed
 
 
-async def apply_order(session: AsyncSession, data: OrderInput, *, mode: OrderMode, guest_ref: str, clock: Clock) -> str:
-    """Insert (replace entirely) or upsert an order by its ``referenceId``; returns its ref."""
-    now = clock.now()
-    repo = OrderBatchRepository(session)
-    order = await repo.by_reference(data.reference_id)
+class OrderChunk:
+    """What a chunk of batch records reads and writes about orders, read once and written together.
+
+    ``preload`` looks up every ``referenceId`` of the chunk (and those orders' contacts) with
+    one query each; new orders, contacts, items and extensions are kept aside and written by
+    ``insert`` with a few multi-row INSERTs, after the guests they refer to.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.repo = OrderBatchRepository(session)
+        self._by_reference: dict[str, Order | None] = {}
+        self._contacts: dict[str, OrderContact | None] = {}
+        self._new_refs: set[str] = set()
+        self._new_orders: list[Order] = []
+        self._new_contacts: list[OrderContact] = []
+        self._new_items: dict[str, list[OrderItem]] = {}
+        self._new_extensions: dict[tuple[str, str], OrderExtension] = {}
+
+    async def preload(self, reference_ids: list[str]) -> None:
+        """Look up the orders with these reference ids and their contacts."""
+        wanted = set(reference_ids) - self._by_reference.keys()
+        if not wanted:
+            return
+        found = {order.reference_id: order for order in await self.repo.batch_by_references(wanted)}
+        for reference_id in wanted:
+            self._by_reference[reference_id] = found.get(reference_id)
+        refs = [order.ref for order in found.values()]
+        contacts = {row.order_ref: row for row in await self.repo.batch_contacts(refs)}
+        for ref in refs:
+            self._contacts[ref] = contacts.get(ref)
+
+    async def order(self, reference_id: str) -> Order | None:
+        if reference_id not in self._by_reference:
+            self._by_reference[reference_id] = await self.repo.by_reference(reference_id)
+        return self._by_reference[reference_id]
+
+    async def contact(self, order_ref: str) -> OrderContact | None:
+        if order_ref not in self._contacts:
+            self._contacts[order_ref] = await self.repo.contact_row(order_ref)
+        return self._contacts[order_ref]
+
+    def add_order(self, order: Order) -> None:
+        self._new_orders.append(order)
+        self._new_refs.add(order.ref)
+        self._by_reference[order.reference_id] = order
+        self._contacts[order.ref] = None
+
+    def add_contact(self, row: OrderContact) -> None:
+        self._new_contacts.append(row)
+        self._contacts[row.order_ref] = row
+
+    def add_item(self, row: OrderItem, extension: OrderExtension | None) -> None:
+        self._new_items.setdefault(row.order_ref, []).append(row)
+        if extension is not None:
+            self._new_extensions[("orderItem", row.ref)] = extension
+
+    def add_extension(self, row: OrderExtension) -> None:
+        self._new_extensions[(row.owner_type, row.owner_ref)] = row
+
+    async def clear_items(self, order_ref: str) -> None:
+        for item in self._new_items.pop(order_ref, []):
+            self._new_extensions.pop(("orderItem", item.ref), None)
+        if order_ref not in self._new_refs:
+            await self.repo.batch_clear_items(order_ref)
+
+    async def clear_extension(self, order_ref: str) -> None:
+        self._new_extensions.pop(("order", order_ref), None)
+        if order_ref not in self._new_refs:
+            await self.repo.batch_clear_extension("order", order_ref)
+
+    async def insert(self) -> None:
+        """Write the new rows: orders, then what refers to them."""
+        await self.repo.batch_insert(Order, self._new_orders)
+        await self.repo.batch_insert(OrderContact, self._new_contacts)
+        await self.repo.batch_insert(OrderItem, [item for items in self._new_items.values() for item in items])
+        await self.repo.batch_insert(OrderExtension, list(self._new_extensions.values()))
+        self._new_orders, self._new_contacts, self._new_items, self._new_extensions = [], [], {}, {}
+        self._new_refs = set()
+
+
+async def check_owner(chunk: OrderChunk, data: OrderInput, *, guest_ref: str | None) -> None:
+    """Refuse giving an order tracked for one guest to another (``guest_ref``; None: a new guest)."""
+    order = await chunk.order(data.reference_id)
     if order is not None and order.session_ref is not None and order.guest_ref not in (None, guest_ref):
         # An order tracked for one guest is not re-assigned by an import for another.
         raise RecordRejected("409", "Order belongs to another guest")
+
+
+async def apply_order(chunk: OrderChunk, data: OrderInput, *, mode: OrderMode, guest_ref: str, clock: Clock) -> str:
+    """Insert (replace entirely) or upsert an order by its ``referenceId``; returns its ref.
+
+    The caller ran ``check_owner`` first, so nothing here rejects the record.
+    """
+    now = clock.now()
+    order = await chunk.order(data.reference_id)
     if order is None:
         order = Order(
             ref=new_ref(), reference_id=data.reference_id, status="UNKNOWN", price=0.0, created_at=now, ordered_at=now
         )
-        repo.add(order)
+        chunk.add_order(order)
     elif mode == "insert":
         order.status, order.price = "UNKNOWN", 0.0
         order.currency_code = order.payment_type = order.card_type = None
@@ -270,10 +357,9 @@ async def apply_order(session: AsyncSession, data: OrderInput, *, mode: OrderMod
         setattr(order, column, value)
     order.guest_ref = guest_ref
     order.modified_at = now
-    await session.flush()
-    contact = await repo.contact_row(order.ref)
+    contact = await chunk.contact(order.ref)
     if contact is None:
-        repo.add(
+        chunk.add_contact(
             OrderContact(
                 ref=new_ref(),
                 order_ref=order.ref,
@@ -288,18 +374,44 @@ async def apply_order(session: AsyncSession, data: OrderInput, *, mode: OrderMod
         contact.data = data.contact or {}
         contact.modified_at = now
     if data.items is not None:
-        await repo.batch_clear_items(order.ref)
+        await chunk.clear_items(order.ref)
         for item in data.items:
             row = OrderItem(ref=new_ref(), order_ref=order.ref, created_at=now, modified_at=now, **item.columns)
-            repo.add(row)
+            extension = None
             if item.extension is not None:
-                repo.add(_extension_row("orderItem", row.ref, order.ref, item.extension, now))
+                extension = _extension_row("orderItem", row.ref, order.ref, item.extension, now)
+            chunk.add_item(row, extension)
     if data.extension is not None or mode == "insert":
-        await repo.batch_clear_extension("order", order.ref)
+        await chunk.clear_extension(order.ref)
         if data.extension is not None:
-            repo.add(_extension_row("order", order.ref, order.ref, data.extension, now))
-    await session.flush()
+            chunk.add_extension(_extension_row("order", order.ref, order.ref, data.extension, now))
     return order.ref
+
+
+def parse_order_reference(value: dict[str, Any]) -> OrderInput:
+    """Validate the value of an order ``delete``: only its ``referenceId`` matters."""
+    for key in value:
+        if key not in ORDER_ATTRIBUTES:
+            raise invalid(f"value.{key}: undefined attribute")
+    if value.get("referenceId") is None:
+        raise invalid("value.referenceId: required")
+    return OrderInput(reference_id=_text(value["referenceId"], "value.referenceId", 200))
+
+
+async def delete_order(session: AsyncSession, reference_id: str) -> bool:
+    """Delete the order with this ``referenceId`` and everything under it; False when there is none."""
+    repo = OrderBatchRepository(session)
+    order = await repo.by_reference(reference_id)
+    if order is None:
+        return False
+    await repo.delete_order_tree(order.ref)
+    session.expunge(order)
+    return True
+
+
+async def detach_guests(session: AsyncSession, guest_refs: list[str]) -> None:
+    """Keep the guests' orders but unlink them (order, contact and consumer rows) from the guests."""
+    await OrderBatchRepository(session).batch_detach_guests(guest_refs)
 
 
 def _extension_row(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select, update
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.db import Base
 from innkeeper.orders.models import Order, OrderConsumer, OrderContact, OrderExtension, OrderItem
 
 
@@ -29,8 +32,15 @@ class OrderRepository:
         for item in items:
             self.session.add(item)
 
-    async def for_guest(self, guest_ref: str) -> list[Order]:
-        stmt = select(Order).where(Order.guest_ref == guest_ref).order_by(Order.ordered_at.desc())
+    async def for_guest(self, guest_ref: str, *, limit: int | None = None) -> list[Order]:
+        """The guest's orders, most recently ordered first (ties: newest created first)."""
+        stmt = (
+            select(Order)
+            .where(Order.guest_ref == guest_ref)
+            .order_by(Order.ordered_at.desc(), Order.created_at.desc(), Order.ref)
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
@@ -52,11 +62,15 @@ class OrderRepository:
             stmt = stmt.where(Order.ref != other_than)
         return (await self.session.execute(stmt.limit(1))).first() is not None
 
-    async def list_orders(self, *, reference_id: str | None, offset: int, limit: int) -> list[Order]:
-        """A page of orders, newest first."""
+    async def list_orders(
+        self, *, reference_id: str | None, guest_ref: str | None = None, offset: int, limit: int
+    ) -> list[Order]:
+        """A page of orders, newest first, optionally only those with ``referenceId`` / of one guest."""
         stmt = select(Order)
         if reference_id is not None:
             stmt = stmt.where(Order.reference_id == reference_id)
+        if guest_ref is not None:
+            stmt = stmt.where(Order.guest_ref == guest_ref)
         stmt = stmt.order_by(Order.created_at.desc(), Order.ref).offset(offset).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
@@ -179,3 +193,30 @@ class OrderBatchRepository(OrderRepository):
         await self.session.execute(
             delete(OrderExtension).where(OrderExtension.owner_type == owner_type, OrderExtension.owner_ref == owner_ref)
         )
+
+    async def batch_by_references(self, reference_ids: Iterable[str]) -> list[Order]:
+        """The orders with these reference ids, locked."""
+        stmt = select(Order).where(Order.reference_id.in_(list(reference_ids))).with_for_update()
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def batch_contacts(self, order_refs: list[str]) -> list[OrderContact]:
+        """The contact rows of these orders, locked."""
+        if not order_refs:
+            return []
+        stmt = select(OrderContact).where(OrderContact.order_ref.in_(order_refs)).with_for_update()
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def batch_insert(
+        self, model: type[Order | OrderContact | OrderItem | OrderExtension], rows: Sequence[Base]
+    ) -> None:
+        """Insert new (never added) rows as multi-row INSERTs of their set columns."""
+        if not rows:
+            return
+        keys = [attr.key for attr in model.__mapper__.column_attrs]
+        params = [{key: row.__dict__[key] for key in keys if key in row.__dict__} for row in rows]
+        await self.session.execute(insert(model), params)
+
+    async def batch_detach_guests(self, guest_refs: list[str]) -> None:
+        """Clear the guest links of the orders, contacts and consumers of these guests."""
+        for model in (Order, OrderContact, OrderConsumer):
+            await self.session.execute(update(model).where(model.guest_ref.in_(guest_refs)).values(guest_ref=None))

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core import numbers
 from innkeeper.core.clock import Clock
-from innkeeper.core.ids import new_ref
+from innkeeper.core.ids import is_ref, new_ref
 from innkeeper.core.timeparse import parse_iso
 from innkeeper.orders import _extensions
 from innkeeper.orders._extensions import OwnerType as OwnerType
@@ -242,9 +242,9 @@ async def move_guest(session: AsyncSession, from_guest: str, *, into: str) -> No
     await repo.move_guest_links(from_guest, into)
 
 
-async def orders_for_guest(session: AsyncSession, guest_ref: str) -> list[Order]:
-    """The guest's orders, most recently ordered first."""
-    return await OrderRepository(session).for_guest(guest_ref)
+async def orders_for_guest(session: AsyncSession, guest_ref: str, *, limit: int | None = None) -> list[Order]:
+    """The guest's orders, most recently ordered first (at most ``limit`` of them)."""
+    return await OrderRepository(session).for_guest(guest_ref, limit=limit)
 
 
 async def _ensure_contact(repo: OrderRepository, order: Order, now: datetime) -> None:
@@ -269,9 +269,21 @@ async def purge_guest(session: AsyncSession, guest_ref: str) -> int:
 # --- Order REST API v2.1 (spec §9) ------------------------------------------------------------
 
 
-async def list_orders(session: AsyncSession, *, reference_id: str | None, offset: int, limit: int) -> list[Order]:
-    """A page of orders, newest first, optionally only the one with ``referenceId``."""
-    return await OrderRepository(session).list_orders(reference_id=reference_id, offset=offset, limit=limit)
+async def list_orders(
+    session: AsyncSession, *, reference_id: str | None, guest_ref: str | None = None, offset: int, limit: int
+) -> list[Order]:
+    """A page of orders, newest first, optionally only the one with ``referenceId`` / those of one guest.
+
+    ``guest_ref`` must be a UUID (InvalidOrder otherwise); an unknown guest simply has no orders.
+    """
+    if guest_ref is not None and not is_ref(guest_ref):
+        raise InvalidOrder("The request is invalid.", developer_message="guestRef: must be a guest ref (a UUID)")
+    return await OrderRepository(session).list_orders(
+        reference_id=reference_id,
+        guest_ref=None if guest_ref is None else guest_ref.lower(),
+        offset=offset,
+        limit=limit,
+    )
 
 
 async def create_order(session: AsyncSession, fields: dict[str, Any], *, clock: Clock) -> Order:
