@@ -19,6 +19,7 @@ from innkeeper.sessions.models import Event
 from innkeeper.worker import run_jobs_once
 from tests.batch.test_api import count, error_log, rows, status, submit
 from tests.factories.batch import guest_record, gz, ndjson, order_record, record
+from tests.factories.stream import create_browser, event, post_event
 
 Auth = tuple[str, str]
 GUEST_A = "0a0a0a0a-0000-4000-8000-000000000001"
@@ -182,3 +183,22 @@ async def test_order_delete_removes_the_order_tree(
     assert await rows(db, select(Order.reference_id)) == [("ORDER-2",)]
     assert await count(db, OrderItem) == 1
     assert await count(db, OrderContact) == 1
+
+
+async def test_deleting_a_guest_in_an_open_session_is_not_allowed(
+    client: httpx.AsyncClient, admin_auth: Auth, runtime: Runtime, db: AsyncSession
+) -> None:
+    browser = await create_browser(client)
+    identity = event(browser["ref"], "IDENTITY", identifiers=[{"provider": "CRM", "id": "CRM-OPEN"}])
+    await post_event(client, identity)  # the guest is now browsing: its session is OPEN
+    ref = str(uuid.uuid4())
+    delete = record("guest", {"identifiers": [{"provider": "CRM", "id": "CRM-OPEN"}]}, mode="gdpr_delete", ref=ref)
+    body = await run(client, admin_auth, runtime, [delete])
+    assert (body["recordsTotal"], body["recordsFailed"]) == (1, 1)
+    assert await error_log(client, body["log"]) == [{"ref": ref, "code": "403", "message": "Action not allowed"}]
+    assert await rows(db, select(Guest.ref).where(Guest.deleted_at.is_(None))) == [(browser["customer_ref"],)]
+
+    await post_event(client, event(browser["ref"], "FORCE_CLOSE"))  # once the session is closed it may go
+    body = await run(client, admin_auth, runtime, [delete])
+    assert body["code"] == "success"
+    assert await rows(db, select(Guest.ref).where(Guest.deleted_at.is_(None))) == []

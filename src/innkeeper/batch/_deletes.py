@@ -1,5 +1,7 @@
 """Batch ``delete`` / ``gdpr_delete`` records (spec cdp.md §10.7): guests and orders.
 
+A guest in an OPEN session cannot be deleted (``403 Action not allowed``, §10.6).
+
 A guest ``delete`` removes the profile with its sessions and events but keeps its orders:
 they are detached from the guest (their guest and contact links cleared) before the guest is
 scheduled for purge, so the purge finds no order of it. ``gdpr_delete`` purges the orders
@@ -17,8 +19,10 @@ from innkeeper.guests import deletion
 from innkeeper.guests import service as guest_service
 from innkeeper.guests.batch_import import IdentityRules, RecordRejected
 from innkeeper.orders import batch_import as orders
+from innkeeper.sessions import service as sessions
 
 GUEST_NOT_FOUND = "Guest not found"
+ACTION_NOT_ALLOWED = "Action not allowed"
 ORDER_NOT_FOUND = "Order not found"
 
 
@@ -36,6 +40,9 @@ async def delete_guest(
     if not matches:
         raise RecordRejected("404", GUEST_NOT_FOUND)
     target = matches[0]
+    if await sessions.has_open_session(session, target.ref):
+        # Sitecore refuses to delete a guest who is browsing right now (spec §10.6).
+        raise RecordRejected("403", ACTION_NOT_ALLOWED)
     if not gdpr:
         await orders.detach_guests(session, await guest_service.purge_family(session, target.ref))
     await deletion.schedule(session, target.ref, actor=actor, clock=clock)

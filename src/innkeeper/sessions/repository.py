@@ -41,6 +41,10 @@ class SessionRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
+    async def has_open(self, guest_ref: str) -> bool:
+        stmt = select(Session.ref).where(Session.guest_ref == guest_ref, Session.status == "OPEN").limit(1)
+        return (await self.session.execute(stmt)).first() is not None
+
     async def latest_open_for_browser(self, browser_ref: str) -> Session | None:
         stmt = (
             select(Session)

@@ -289,6 +289,11 @@ async def close_browser_sessions(
     return closed
 
 
+async def has_open_session(session: AsyncSession, guest_ref: str) -> bool:
+    """Whether the guest is in an OPEN session right now."""
+    return await SessionRepository(session).has_open(guest_ref)
+
+
 async def latest_open(session: AsyncSession, browser_ref: str) -> Session | None:
     """The browser's most recently active OPEN session (for channel/pos inheritance)."""
     return await SessionRepository(session).latest_open_for_browser(browser_ref)
