@@ -50,11 +50,20 @@ class Endpoint:
         return self.path.startswith("/admin/")
 
     def url(self) -> str:
-        """The path with every parameter filled with a random UUID."""
-        return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), self.path)
+        """The path with every parameter filled: a random UUID, or a value its convertor accepts."""
+        return re.sub(r"\{[^}]+\}", _fill, self.path)
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
+
+
+# Path convertors that only match certain values (a UUID would not reach the route at all).
+CONVERTOR_SAMPLES = {"extname": "ext1"}
+
+
+def _fill(match: re.Match[str]) -> str:
+    _, _, convertor = match.group(0)[1:-1].partition(":")
+    return CONVERTOR_SAMPLES.get(convertor, str(uuid.uuid4()))
 
 
 def _all_endpoints(app: FastAPI) -> list[Endpoint]:
