@@ -17,7 +17,7 @@ from innkeeper.core.clock import Clock
 from innkeeper.core.ids import new_ref
 from innkeeper.core.timeparse import parse_iso
 from innkeeper.guests.batch_import import RecordRejected, check_extension_data, invalid
-from innkeeper.orders.models import Order, OrderContact, OrderExtension, OrderItem
+from innkeeper.orders.models import ITEM_STATUSES, ORDER_STATUSES, Order, OrderContact, OrderExtension, OrderItem
 from innkeeper.orders.repository import OrderBatchRepository
 
 OrderMode = Literal["upsert", "insert"]
@@ -35,26 +35,6 @@ CHANNELS = frozenset(
         "OTA",
         "OTHER",
     }
-)
-ORDER_STATUSES = frozenset(
-    {
-        "BROWSED",
-        "CANCELLED",
-        "CONFIRMED",
-        "DECLINED",
-        "PARTIALY_CONFIRMED",
-        "PARTIALY_REFUNDED",
-        "PAYMENT_PENDING",
-        "PENDING",
-        "PURCHASED",
-        "REFUNDED",
-        "RESERVED",
-        "SEARCHED",
-        "UNKNOWN",
-    }
-)
-ITEM_STATUSES = frozenset(
-    {"RESERVED", "PENDING", "DECLINED", "CONFIRMED", "CANCELLED", "REFUNDED", "PURCHASED", "UNKNOWN"}
 )
 ORDER_ATTRIBUTES = frozenset(
     {

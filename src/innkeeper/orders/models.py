@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from innkeeper.core.db import Base, JSONType, UTCDateTime
+
+# The statuses of the Order REST API and the batch order model (spec §9.1–9.2; the
+# `PARTIALY_` spelling is Sitecore's).
+OrderStatus = Literal[
+    "BROWSED",
+    "CANCELLED",
+    "CONFIRMED",
+    "DECLINED",
+    "PARTIALY_CONFIRMED",
+    "PARTIALY_REFUNDED",
+    "PAYMENT_PENDING",
+    "PENDING",
+    "PURCHASED",
+    "REFUNDED",
+    "RESERVED",
+    "SEARCHED",
+    "UNKNOWN",
+]
+ItemStatus = Literal["RESERVED", "PENDING", "DECLINED", "CONFIRMED", "CANCELLED", "REFUNDED", "PURCHASED", "UNKNOWN"]
+ORDER_STATUSES = frozenset(get_args(OrderStatus))
+ITEM_STATUSES = frozenset(get_args(ItemStatus))
 
 
 class Order(Base):

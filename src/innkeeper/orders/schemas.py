@@ -10,24 +10,16 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from innkeeper.core import numbers
 from innkeeper.core.clock import iso
 from innkeeper.core.timeparse import parse_iso
-from innkeeper.orders.models import Order, OrderConsumer, OrderContact, OrderExtension, OrderItem
+from innkeeper.orders.models import (
+    ItemStatus,
+    Order,
+    OrderConsumer,
+    OrderContact,
+    OrderExtension,
+    OrderItem,
+    OrderStatus,
+)
 
-OrderStatus = Literal[
-    "BROWSED",
-    "CANCELLED",
-    "CONFIRMED",
-    "DECLINED",
-    "PARTIALY_CONFIRMED",
-    "PARTIALY_REFUNDED",
-    "PAYMENT_PENDING",
-    "PENDING",
-    "PURCHASED",
-    "REFUNDED",
-    "RESERVED",
-    "SEARCHED",
-    "UNKNOWN",
-]
-ItemStatus = Literal["RESERVED", "PENDING", "DECLINED", "CONFIRMED", "CANCELLED", "REFUNDED", "PURCHASED", "UNKNOWN"]
 Channel = Literal[
     "WEB",
     "MOBILE_WEB",
