@@ -25,12 +25,12 @@ import httpx
 import pytest
 
 from tests.conftest import API_TOKEN, CLIENT_KEY
+from tests.contract import _golden as golden
 
 GOLDEN = Path(__file__).parent / "guests"
 FILES = sorted(GOLDEN.glob("*.json"))
 BASE = "http://testserver"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-REPEAT = re.compile(r"<repeat:(.):(\d+)>")
 REQUIRED = {
     # §8 examples
     "guest_create",
@@ -79,20 +79,11 @@ REQUIRED = {
 
 
 def _fill(text: str, refs: dict[str, str]) -> str:
-    text = text.replace("<base>", BASE)
-    for name, value in refs.items():
-        text = text.replace(f"<{name}>", value)
-    return REPEAT.sub(lambda m: m.group(1) * int(m.group(2)), text)
+    return golden.fill(text.replace("<base>", BASE), refs)
 
 
 def _fill_json(value: Any, refs: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return _fill(value, refs)
-    if isinstance(value, list):
-        return [_fill_json(v, refs) for v in value]
-    if isinstance(value, dict):
-        return {_fill(k, refs): _fill_json(v, refs) for k, v in value.items()}
-    return value
+    return golden.fill_json(golden.fill_json(value, {"base": BASE}), refs)
 
 
 def _assert_matches(expected: Any, actual: Any, refs: dict[str, str], where: str = "$") -> None:

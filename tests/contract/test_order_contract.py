@@ -24,11 +24,11 @@ import httpx
 import pytest
 
 from tests.conftest import CLIENT_KEY
+from tests.contract import _golden as golden
 from tests.orders._helpers import ADMIN, token
 
 GOLDEN = Path(__file__).parent / "orders"
 FILES = sorted(GOLDEN.glob("*.json"))
-REPEAT = re.compile(r"<repeat:(.):(\d+)>")
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 REQUIRED = {
     # orders (§9.1)
@@ -90,19 +90,7 @@ REQUIRED = {
 
 
 def _fill(text: str, refs: dict[str, str]) -> str:
-    for name, value in refs.items():
-        text = text.replace(f"<{name}>", value)
-    return REPEAT.sub(lambda m: m.group(1) * int(m.group(2)), text)
-
-
-def _fill_json(value: Any, refs: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return _fill(value, refs)
-    if isinstance(value, list):
-        return [_fill_json(v, refs) for v in value]
-    if isinstance(value, dict):
-        return {_fill(k, refs): _fill_json(v, refs) for k, v in value.items()}
-    return value
+    return golden.fill(text, refs)
 
 
 def _assert_matches(expected: Any, actual: Any, refs: dict[str, str], where: str = "$") -> None:
@@ -139,7 +127,7 @@ async def _credentials(client: httpx.AsyncClient, kind: str) -> tuple[str, str] 
 async def _setup(client: httpx.AsyncClient, steps: list[dict[str, Any]]) -> dict[str, str]:
     refs: dict[str, str] = {}
     for step in steps:
-        body = _fill_json(step.get("body"), refs)
+        body = golden.fill_json(step.get("body"), refs)
         response = await client.request(step["method"], _fill(step["path"], refs), json=body, auth=ADMIN)
         assert response.status_code < 300, (step, response.text)
         if "as" in step:
@@ -151,7 +139,9 @@ async def _replay(client: httpx.AsyncClient, request: dict[str, Any], refs: dict
     headers = {k: _fill(v, refs) for k, v in request.get("headers", {}).items()}
     content: bytes | None = None
     if "body" in request:
-        content = json.dumps(_fill_json(request["body"], refs), separators=(",", ":"), ensure_ascii=False).encode()
+        content = json.dumps(
+            golden.fill_json(request["body"], refs), separators=(",", ":"), ensure_ascii=False
+        ).encode()
         headers.setdefault("content-type", "application/json")
     elif "rawBody" in request:
         content = _fill(request["rawBody"], refs).encode()

@@ -23,12 +23,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.contract import _golden as golden
 from tests.factories.stream import create_browser
 from tests.stream._wire import RAW_QUERY_HEADER, UUID4, raw_client
 
 GOLDEN = Path(__file__).parent / "stream"
 FILES = sorted(GOLDEN.glob("*.json"))
-REPEAT = re.compile(r"<repeat:(.):(\d+)>")
 UUID_PATTERN = UUID4.pattern.strip("^$")
 REQUIRED = {
     "browser_create",
@@ -60,19 +60,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _fill(text: str, refs: dict[str, str]) -> str:
-    for name, value in refs.items():
-        text = text.replace(f"<{name}>", value)
-    return REPEAT.sub(lambda m: m.group(1) * int(m.group(2)), text)
-
-
-def _fill_json(value: Any, refs: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return _fill(value, refs)
-    if isinstance(value, list):
-        return [_fill_json(v, refs) for v in value]
-    if isinstance(value, dict):
-        return {_fill(k, refs): _fill_json(v, refs) for k, v in value.items()}
-    return value
+    return golden.fill(text, refs)
 
 
 def _assert_matches(expected: Any, actual: Any, refs: dict[str, str], where: str = "$") -> None:
@@ -107,7 +95,9 @@ async def _replay(client: httpx.AsyncClient, request: dict[str, Any], refs: dict
         headers.append((RAW_QUERY_HEADER, _fill(request["query"], refs).encode("utf-8")))
     content: bytes | None = None
     if "body" in request:
-        content = json.dumps(_fill_json(request["body"], refs), separators=(",", ":"), ensure_ascii=False).encode()
+        content = json.dumps(
+            golden.fill_json(request["body"], refs), separators=(",", ":"), ensure_ascii=False
+        ).encode()
     elif "rawBody" in request:
         content = _fill(request["rawBody"], refs).encode()
     return await client.request(request["method"], _fill(request["path"], refs), content=content, headers=headers)
