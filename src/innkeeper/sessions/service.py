@@ -14,12 +14,12 @@ from innkeeper.core import events, numbers
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import new_ref
 from innkeeper.sessions._device import parse_user_agent
-from innkeeper.sessions.models import Event, Session
+from innkeeper.sessions.models import Event as Event
+from innkeeper.sessions.models import Session as Session
 from innkeeper.sessions.repository import SessionRepository
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Event", "PosInfo", "Session"]  # rows other domains handle (built and read here)
 
 CloseReason = Literal["TIMEOUT", "FORCE_CLOSE", "IDENTITY_SWITCH"]
 CartType = Literal["BROWSED", "ABANDONED", "CONVERTED"]
