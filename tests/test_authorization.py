@@ -30,7 +30,7 @@ from innkeeper.core.auth import hash_token
 from tests.conftest import API_TOKEN, CLIENT_KEY, POINT_OF_SALE
 
 # Public by design (spec §1.3): the Stream and edge APIs (client key only), liveness, the schema.
-PUBLIC_PREFIXES = ("/v1.2/", "/v1.3/", "/v1/events/", "/docs")
+PUBLIC_PREFIXES = ("/v1.2/", "/v1.3/", "/v1/events/", "/docs", "/v2/callFlows", "/v1/personalize", "/personalize/")
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/redoc"})
 # Self-contained signed URLs carry their own authorisation instead of Basic credentials; they
 # are recognised by their ``signature`` query parameter (spec §1.3: batch upload and error-log URLs).

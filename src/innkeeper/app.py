@@ -32,6 +32,8 @@ from innkeeper.http.limits import RestLimits
 from innkeeper.http.openapi import install as install_openapi
 from innkeeper.http.responses import json_response
 from innkeeper.orders.api import router as orders_router
+from innkeeper.personalize.experiences.api import router as flows_router
+from innkeeper.personalize.experiences.api import routes as personalize_routes
 from innkeeper.sessions.api import router as sessions_router
 from innkeeper.stream.api import routes as stream_routes
 from innkeeper.tenant import service as tenant
@@ -78,7 +80,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.router.routes[:0] = [*stream_routes(), Route("/healthz", healthz, methods=["GET"])]
+    app.router.routes[:0] = [*stream_routes(), *personalize_routes(), Route("/healthz", healthz, methods=["GET"])]
     app.include_router(tenant_router)
     app.include_router(guests_router)
     app.include_router(guests_rest_router)
@@ -86,9 +88,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(sessions_router)
     app.include_router(orders_router)
     app.include_router(batch_router)
+    app.include_router(flows_router)
     _error_handlers(app)
     install_openapi(app)
-    app.add_middleware(RestLimits, skip_prefixes=(UPLOAD_PREFIX,))
+    app.add_middleware(RestLimits, skip_prefixes=(UPLOAD_PREFIX, "/v2/callFlows"))
     app.add_middleware(CORSMiddleware)
     return app
 
@@ -110,7 +113,12 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return json_response(rest_error(exc.status_code), exc.status_code)
+        developer = None
+        if exc.status_code == 405:
+            developer = f"METHOD_NOT_ALLOWED: use {(exc.headers or {}).get('Allow', 'another method')}"
+        return json_response(
+            rest_error(exc.status_code, developer_message=developer), exc.status_code, headers=dict(exc.headers or {})
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,10 @@ import sqlalchemy as sa
 from innkeeper import migrations
 
 TABLES_IN_DELETE_ORDER = (
+    "flow_executions",
+    "flow_assignments",
+    "flow_revisions",
+    "flows",
     "batch_errors",
     "batches",
     "jobs",

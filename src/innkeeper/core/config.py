@@ -61,6 +61,15 @@ class Settings:
     batch_log_info: bool = _setting(
         False, "Also write informational lines (code 200, e.g. several guests matched a delete) to batch error logs."
     )
+    personalize_strict_not_found: bool = _setting(
+        False, "callFlows answers 404 FLOW_NOT_FOUND instead of 200 {} for an unknown friendly id (loud CI failures)."
+    )
+    personalize_context_sessions: int = _setting(
+        50, "Most recent sessions of a guest given to templates and conditions (each with at most 200 events)."
+    )
+    ftl_number_format: str = _setting(
+        "number", "How FreeMarker prints ${n}: number (en_US grouping, as Sitecore) or computer (like ?c)."
+    )
 
     @property
     def production(self) -> bool:
@@ -96,6 +105,10 @@ def _convert(name: str, raw: str) -> object:
         return int(raw)
     if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds"):
         return float(raw)
+    if name == "personalize_context_sessions":
+        return int(raw)
+    if name in ("batch_log_info", "personalize_strict_not_found"):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if name == "batch_log_info":
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if name == "context_ids":

@@ -101,6 +101,23 @@ class GuestRepository:
         each = func.json_each(Guest.phone_numbers).table_valued("value")
         return exists(select(1).select_from(each).where(each.c.value == phone))
 
+    async def live_by_email(self, email: str) -> Guest | None:
+        """The most recently seen live guest having ``email`` (case-insensitive) as primary email."""
+        stmt = (
+            select(Guest)
+            .where(func.lower(Guest.email) == email.lower(), Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+            .order_by(Guest.last_seen.desc(), Guest.created_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def live_by_identifier(self, provider: str, value: str) -> Guest | None:
+        owner = select(GuestIdentifier.guest_ref).where(
+            GuestIdentifier.provider == provider, GuestIdentifier.value == value
+        )
+        stmt = select(Guest).where(Guest.ref.in_(owner), Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+
     async def identifiers_of_many(self, guest_refs: list[str]) -> list[GuestIdentifier]:
         """Identifiers of several guests, in insertion order."""
         if not guest_refs:

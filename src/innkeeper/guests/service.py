@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import is_ref, new_ref
 from innkeeper.guests.errors import BrowserNotFound, GuestNotFound
-from innkeeper.guests.models import Browser, Guest, GuestIdentifier
-from innkeeper.guests.repository import GuestRepository
+from innkeeper.guests.models import Browser, GuestExtension, GuestIdentifier
+from innkeeper.guests.models import Guest as Guest
+from innkeeper.guests.repository import GuestExtensionRepository, GuestRepository
 
 BROWSER_NOT_FOUND = "Invalid browser id/ref specified"
 
@@ -177,3 +178,26 @@ async def purge_guest(
     for browser_ref, other in (keep_browsers or {}).items():
         await repo.reassign_browser(browser_ref, other, clock.now())
     return await repo.purge(await purge_family(session, guest_ref))
+
+
+async def find_live_guest(
+    session: AsyncSession,
+    *,
+    email: str | None = None,
+    identifier: tuple[str, str] | None = None,
+    ref: str | None = None,
+) -> Guest | None:
+    """A live guest by primary email, by identifier or by ref (personalization lookups); None when unknown."""
+    repo = GuestRepository(session)
+    if email is not None:
+        return await repo.live_by_email(email)
+    if identifier is not None:
+        return await repo.live_by_identifier(*identifier)
+    if ref is not None:
+        return await repo.get_live(ref)
+    return None
+
+
+async def extensions_of(session: AsyncSession, guest_ref: str) -> list[GuestExtension]:
+    """The guest's data extensions, in name order."""
+    return sorted(await GuestExtensionRepository(session).of_guests([guest_ref]), key=lambda row: row.name)

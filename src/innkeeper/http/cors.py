@@ -7,8 +7,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = (
-    "Content-Type, Authorization, X-Library-Version, X-Client-Software-ID, x-sc-correlation-id, x-sitecore-contextid"
+    "Content-Type, Accept, Authorization, X-Library-Version, X-Client-Software-ID, x-sc-correlation-id, "
+    "x-sitecore-contextid, X-Innkeeper-Preview"
 )
+EXPOSE_HEADERS = "X-Innkeeper-Flow-Outcome, X-Innkeeper-Variant-Ref, X-Innkeeper-Error, x-sc-correlation-id"
 
 
 class CORSMiddleware:
@@ -45,6 +47,7 @@ class CORSMiddleware:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
                 out["Access-Control-Allow-Origin"] = origin
+                out["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
                 out.add_vary_header("Origin")
             await send(message)
 

@@ -6,6 +6,7 @@ from innkeeper.core import audit, jobs
 from innkeeper.core.db import Base
 from innkeeper.guests import models as guests_models
 from innkeeper.orders import models as orders_models
+from innkeeper.personalize.experiences import models as personalize_models
 from innkeeper.sessions import models as sessions_models
 from innkeeper.tenant import models as tenant_models
 
@@ -17,6 +18,7 @@ __all__ = [
     "guests_models",
     "jobs",
     "orders_models",
+    "personalize_models",
     "sessions_models",
     "tenant_models",
 ]

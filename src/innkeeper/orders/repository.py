@@ -89,6 +89,20 @@ class OrderRepository:
             stmt = stmt.limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
+    async def of_sessions(self, session_refs: list[str]) -> list[Order]:
+        if not session_refs:
+            return []
+        stmt = select(Order).where(Order.session_ref.in_(session_refs)).order_by(Order.ordered_at, Order.ref)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def items_of_many(self, order_refs: list[str]) -> list[OrderItem]:
+        if not order_refs:
+            return []
+        stmt = (
+            select(OrderItem).where(OrderItem.order_ref.in_(order_refs)).order_by(OrderItem.created_at, OrderItem.ref)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
     async def contact_of(self, order_ref: str, *, for_update: bool = False) -> OrderContact | None:
         """The order's contact."""
         stmt = select(OrderContact).where(OrderContact.order_ref == order_ref)

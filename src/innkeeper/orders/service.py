@@ -450,3 +450,13 @@ async def delete_extension_fields(
     """Delete the listed keys of a data extension (all of them when ``keys`` is None)."""
     await extension_owner(session, owner_type, owner_ref)
     return await _extensions.delete_fields(session, owner_type, owner_ref, name, keys, clock=clock)
+
+
+async def items_of_orders(session: AsyncSession, order_refs: list[str]) -> list[OrderItem]:
+    """Items of several orders, in creation order."""
+    return await OrderRepository(session).items_of_many(order_refs)
+
+
+async def orders_of_sessions(session: AsyncSession, session_refs: list[str]) -> list[Order]:
+    """Orders placed in these sessions (experiment goal attribution)."""
+    return await OrderRepository(session).of_sessions(session_refs)

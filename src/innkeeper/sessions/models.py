@@ -37,9 +37,12 @@ class Session(Base):
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
     guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"))
-    browser_ref: Mapped[str] = mapped_column(ForeignKey("browsers.ref"), index=True)
+    # None for the closed sessions written by flow executions by email or identifier.
+    browser_ref: Mapped[str | None] = mapped_column(ForeignKey("browsers.ref"), nullable=True, index=True)
     channel: Mapped[str] = mapped_column(String(40))
     point_of_sale: Mapped[str] = mapped_column(String(100))
+    # None for sessions built from tracked events; FLOW_EXECUTION for the per-run sessions of callFlows.
+    origin: Mapped[str | None] = mapped_column(String(20), nullable=True)
     status: Mapped[str] = mapped_column(String(10))
     close_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)

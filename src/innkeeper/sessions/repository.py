@@ -142,5 +142,6 @@ class SessionRepository:
                 .order_by(model.created_at.desc())
             )
             for browser_ref, guest_ref in (await self.session.execute(stmt)).all():
-                found.setdefault(browser_ref, guest_ref)
+                if browser_ref is not None:
+                    found.setdefault(browser_ref, guest_ref)
         return found

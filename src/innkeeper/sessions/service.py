@@ -332,3 +332,59 @@ async def purge_guest(session: AsyncSession, guest_ref: str) -> int:
 async def guests_on_browsers(session: AsyncSession, browser_refs: list[str]) -> dict[str, str]:
     """Browsers that still carry sessions or events, each with a guest they belong to."""
     return await SessionRepository(session).guests_on_browsers(browser_refs)
+
+
+async def recent_for_guest(session: AsyncSession, guest_ref: str, *, limit: int) -> list[Session]:
+    """The guest's newest sessions first (personalization guest context)."""
+    return await SessionRepository(session).for_guest(
+        guest_ref, channel=None, cart_type=None, start=None, end=None, limit=limit
+    )
+
+
+async def events_of_sessions(session: AsyncSession, session_refs: list[str]) -> list[Event]:
+    """Events of these sessions, oldest first."""
+    return await SessionRepository(session).events_of_sessions(session_refs)
+
+
+async def record_flow_session(
+    session: AsyncSession, *, guest_ref: str, channel: str, pos: str, clock: Clock
+) -> Session:
+    """The CLOSED session written for a flow execution by email or identifier (one per run)."""
+    now = clock.now()
+    row = Session(
+        ref=new_ref(),
+        guest_ref=guest_ref,
+        browser_ref=None,
+        channel=channel,
+        point_of_sale=pos,
+        origin="FLOW_EXECUTION",
+        status="CLOSED",
+        close_reason="FLOW_EXECUTION",
+        started_at=now,
+        last_activity_at=now,
+        expires_at=now,
+        ended_at=now,
+        num_events=0,
+        num_views=0,
+        num_searches=0,
+        num_adds=0,
+        num_selects=0,
+        num_confirms=0,
+        num_checkouts=0,
+        cart=[],
+        cart_cleared=False,
+        converted=False,
+        cart_type=None,
+        utm={},
+        device={},
+        session_data={},
+        created_at=now,
+        modified_at=now,
+    )
+    SessionRepository(session).add(row)
+    return row
+
+
+async def guest_events_between(session: AsyncSession, guest_ref: str, *, start: datetime, end: datetime) -> list[Event]:
+    """The guest's events in ``[start, end]``, newest first (goal attribution windows)."""
+    return await SessionRepository(session).events_for_guest(guest_ref, status=None, start=start, end=end, limit=10_000)

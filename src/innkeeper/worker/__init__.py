@@ -16,6 +16,7 @@ from innkeeper.core.clock import Clock
 from innkeeper.core.db import in_transaction
 from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
+from innkeeper.personalize.experiences import service as flows
 from innkeeper.sessions import service as sessions
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,15 @@ async def sweep_once(runtime: Runtime) -> int:
             return total
 
 
+async def schedule_once(runtime: Runtime) -> int:
+    """Flip scheduled flows to LIVE at their start and to COMPLETED at their end."""
+
+    async def work(session: AsyncSession) -> int:
+        return await flows.apply_schedules(session, clock=runtime.clock)
+
+    return await in_transaction(runtime.sessions, work)
+
+
 async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     """Run the periodic jobs until ``stop`` is set."""
     interval = runtime.settings.sweep_interval_seconds
@@ -114,6 +124,8 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
             closed = await sweep_once(runtime)
             if closed:
                 log.info("sweeper closed %d sessions", closed)
+            if await schedule_once(runtime):
+                log.info("flow schedules applied")
             ran = await run_jobs_once(runtime)
             if ran:
                 log.info("worker ran %d jobs", ran)

@@ -1,0 +1,1 @@
+"""Personalize: flows (experiences and experiments), templates, conditions, traffic and results."""

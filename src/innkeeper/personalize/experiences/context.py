@@ -1,0 +1,190 @@
+"""The guest context object given to templates and conditions (spec personalize.md §5.5).
+
+Built per request, never cached across requests. Sessions and orders are loaded only when the
+flow's templates or conditions read them (``needs``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.guests import service as guests
+from innkeeper.guests.service import Guest
+from innkeeper.orders import service as orders
+from innkeeper.sessions import service as sessions
+from innkeeper.sessions.service import Event, Session
+
+MAX_SESSIONS = 50
+MAX_EVENTS_PER_SESSION = 200
+MAX_ORDERS = 50
+# Event fields that are not "arbitrary data" (cdp.md event model).
+_STANDARD_EVENT_FIELDS = frozenset(
+    {"type", "channel", "pos", "language", "currency", "browser_id", "client_key", "page", "requested_at"}
+)
+
+
+def transient_guest() -> dict[str, Any]:
+    """The empty visitor used when the request names nobody we know (§2.4)."""
+    return {
+        "ref": None,
+        "guestType": "visitor",
+        "email": None,
+        "emails": [],
+        "identifiers": [],
+        "dataExtensions": [],
+        "extensions": [],
+        "segmentMemberships": [],
+        "sessions": [],
+        "orders": [],
+    }
+
+
+async def guest_context(
+    session: AsyncSession, guest: Guest, *, needs: Iterable[str], max_sessions: int = MAX_SESSIONS
+) -> dict[str, Any]:
+    needs = set(needs)
+    identifiers = await guests.identifiers_of(session, guest.ref)
+    extensions = await guests.extensions_of(session, guest.ref)
+    data_extensions = [{"name": row.name, "key": row.key, "values": dict(row.data)} for row in extensions]
+    context: dict[str, Any] = {
+        "ref": guest.ref,
+        "guestType": (guest.guest_type or "visitor").lower(),
+        "firstName": guest.first_name,
+        "lastName": guest.last_name,
+        "title": guest.title,
+        "gender": guest.gender,
+        "email": guest.email,
+        "emails": list(guest.emails or []),
+        "phoneNumbers": list(guest.phone_numbers or []),
+        "dateOfBirth": guest.date_of_birth,
+        "nationality": guest.nationality,
+        "city": guest.city,
+        "country": guest.country,
+        "language": guest.language,
+        "firstSeen": guest.first_seen,
+        "lastSeen": guest.last_seen,
+        "identifiers": [{"provider": row.provider, "id": row.value} for row in identifiers],
+        "dataExtensions": data_extensions,
+        "extensions": data_extensions,
+        "segmentMemberships": [],
+        "sessions": [],
+        "orders": [],
+    }
+    if "sessions" in needs:
+        context["sessions"] = await _sessions(session, guest.ref, max_sessions)
+    if "orders" in needs:
+        context["orders"] = await _orders(session, guest.ref)
+    return context
+
+
+async def _sessions(session: AsyncSession, guest_ref: str, limit: int) -> list[dict[str, Any]]:
+    rows = [row for row in await sessions.recent_for_guest(session, guest_ref, limit=limit)]
+    events: dict[str, list[Event]] = defaultdict(list)
+    for event in await sessions.events_of_sessions(session, [row.ref for row in rows]):
+        if event.session_ref is not None:
+            events[event.session_ref].append(event)
+    return [session_dict(row, events[row.ref][-MAX_EVENTS_PER_SESSION:]) for row in rows]
+
+
+def session_dict(row: Session, events: list[Event]) -> dict[str, Any]:
+    """A session as seen by personalization code; ``interactions`` aliases ``events`` for FreeMarker."""
+    event_dicts = [event_dict(event) for event in events]
+    return {
+        "ref": row.ref,
+        "sessionType": sessions.session_type(row.channel),
+        "channel": row.channel,
+        "status": row.status,
+        "pointOfSale": row.point_of_sale,
+        "browserRef": row.browser_ref,
+        "origin": row.origin,
+        "startedAt": row.started_at,
+        "endedAt": row.ended_at,
+        "duration": sessions.duration(row.started_at, row.ended_at or row.last_activity_at),
+        "language": row.language,
+        "currencyCode": row.currency_code,
+        "cartType": row.cart_type,
+        "cart": list(row.cart or []),
+        "abandonedRevenue": row.abandoned_revenue or 0,
+        "value": row.value,
+        "utm": dict(row.utm or {}),
+        "referrer": row.referrer,
+        "device": dict(row.device or {}),
+        "closeReason": row.close_reason,
+        "sessionData": dict(row.session_data or {}),
+        "events": event_dicts,
+        "interactions": event_dicts,
+    }
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    arbitrary: dict[str, Any] = {}
+    try:
+        message = msgspec.json.decode(event.raw)
+    except msgspec.DecodeError:
+        message = {}
+    if isinstance(message, dict):
+        arbitrary = {key: value for key, value in message.items() if key not in _STANDARD_EVENT_FIELDS}
+        if event.page is not None:
+            arbitrary["page"] = event.page
+    session_data = arbitrary.get("sessionData")
+    return {
+        "ref": event.ref,
+        "type": event.type,
+        "channel": event.channel,
+        "pointOfSale": event.point_of_sale,
+        "createdAt": event.created_at,
+        "date": event.created_at,
+        "page": event.page,
+        "language": event.language,
+        "currency": event.currency,
+        "status": event.processing_status,
+        "arbitraryData": arbitrary,
+        "sessionData": session_data if isinstance(session_data, dict) else {},
+    }
+
+
+async def _orders(session: AsyncSession, guest_ref: str) -> list[dict[str, Any]]:
+    rows = await orders.orders_for_guest(session, guest_ref, limit=MAX_ORDERS)
+    items: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in await orders.items_of_orders(session, [row.ref for row in rows]):
+        items[item.order_ref].append(
+            {
+                "ref": item.ref,
+                "itemId": item.item_id,
+                "type": item.type,
+                "productId": item.product_id,
+                "referenceId": item.reference_id,
+                "name": item.name,
+                "status": item.status,
+                "price": item.price,
+                "currencyCode": item.currency_code,
+                "quantity": item.quantity,
+            }
+        )
+    return [
+        {
+            "ref": row.ref,
+            "referenceId": row.reference_id,
+            "status": row.status,
+            "orderedAt": row.ordered_at,
+            "price": row.price,
+            "currencyCode": row.currency_code,
+            "channel": row.channel,
+            "pointOfSale": row.point_of_sale,
+            "paymentType": row.payment_type,
+            "orderItems": items[row.ref],
+        }
+        for row in rows
+    ]
+
+
+def current_session(context: dict[str, Any], session_ref: str | None) -> dict[str, Any] | None:
+    for item in context.get("sessions") or []:
+        if item.get("ref") == session_ref:
+            return dict(item)
+    return None

@@ -1,0 +1,358 @@
+"""Flow execution (spec personalize.md §2.4–2.9): resolve, select, target, assign, render, record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.core.clock import Clock
+from innkeeper.core.errors import NotFound
+from innkeeper.core.ids import new_ref
+from innkeeper.guests import service as guests
+from innkeeper.guests.service import Guest
+from innkeeper.personalize.conditions import Audience, AudienceResult, ConditionContext
+from innkeeper.personalize.experiences import service as flows
+from innkeeper.personalize.experiences.calls import CallRequest
+from innkeeper.personalize.experiences.compiled import CompiledFlow, CompiledVariant
+from innkeeper.personalize.experiences.context import guest_context, session_dict, transient_guest
+from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowExecution
+from innkeeper.personalize.experiences.repository import AssignmentRepository, FlowRepository
+from innkeeper.personalize.experiments.assignment import assign, transient_key
+from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
+from innkeeper.sessions import service as sessions
+from innkeeper.sessions.service import Event
+from innkeeper.tenant import service as tenant
+
+log = logging.getLogger(__name__)
+
+EXECUTABLE = ("INTERACTIVE_API_FLOW", "INTERACTIVE_WEB_FLOW")
+EMPTY = "{}"
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What the HTTP layer needs to answer: outcome header, body text, variant and error code."""
+
+    outcome: str
+    body: str = EMPTY
+    variant_ref: str | None = None
+    error: str | None = None
+    flow_ref: str | None = None
+
+
+@dataclass(slots=True)
+class _Guest:
+    row: Guest | None
+    browser_ref: str | None
+    key: str | None
+
+    @property
+    def transient(self) -> bool:
+        return self.row is None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    number_format: str = "number"
+    context_sessions: int = 50
+    default_pos: str | None = None
+
+
+async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, options: Options) -> CallResult:
+    """Run one flow for one guest inside the caller's transaction; the answer is sent after commit."""
+    started = time.perf_counter()
+    pos_name = call.point_of_sale or options.default_pos
+    guest = await _resolve_guest(session, call)
+    flow, result = await _select(session, call, pos_name, clock=clock)
+    compiled: CompiledFlow | None = None
+    if flow is not None and result is None:
+        compiled = await flows.published(session, flow)
+        result = await _run(session, call, compiled, guest, pos_name, clock=clock, options=options)
+    assert result is not None
+    await _record(session, call, result, flow, compiled, guest, pos_name, started=started, clock=clock)
+    return result
+
+
+async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
+    row: Guest | None = None
+    browser_ref: str | None = None
+    if call.browser_id is not None:
+        try:
+            browser = await guests.get_browser(session, call.browser_id)
+            row = await guests.get_guest(session, browser.guest_ref)
+            browser_ref = browser.ref
+        except NotFound:
+            row = None
+        if row is not None and row.deleted_at is not None:
+            row = None
+    elif call.email is not None:
+        row = await guests.find_live_guest(session, email=call.email)
+    elif call.identifier is not None:
+        row = await guests.find_live_guest(session, identifier=call.identifier)
+    elif call.guest_ref is not None:
+        row = await guests.find_live_guest(session, ref=call.guest_ref)
+    if row is not None:
+        return _Guest(row, browser_ref, row.ref)
+    if call.email is not None:
+        return _Guest(None, None, transient_key(email=call.email))
+    if call.identifier is not None:
+        return _Guest(None, None, transient_key(provider=call.identifier[0], id=call.identifier[1]))
+    return _Guest(None, None, None)
+
+
+async def _select(
+    session: AsyncSession, call: CallRequest, pos_name: str | None, *, clock: Clock
+) -> tuple[Flow | None, CallResult | None]:
+    repo = FlowRepository(session)
+    now = clock.now()
+    if call.flow_ref is not None:
+        candidates = [flow for flow in [await repo.get(call.flow_ref)] if flow is not None]
+    elif call.friendly_id is not None and call.friendly_id.endswith("*"):
+        candidates = await repo.live_with_prefix(call.friendly_id[:-1])
+        candidates = [flow for flow in candidates if flow.type in EXECUTABLE]
+        eligible = [flow for flow in candidates if _eligibility(flow, call, pos_name, now) is None]
+        if eligible:
+            return eligible[0], None
+    else:
+        candidates = [flow for flow in [await repo.by_friendly_id(call.friendly_id or "")] if flow is not None]
+    candidates = [flow for flow in candidates if flow.type in EXECUTABLE]
+    if not candidates:
+        return None, CallResult("not_found")
+    flow = candidates[0]
+    problem = _eligibility(flow, call, pos_name, now)
+    if problem is not None:
+        return flow, CallResult(problem, flow_ref=flow.ref)
+    return flow, None
+
+
+def _eligibility(flow: Flow, call: CallRequest, pos_name: str | None, now: Any) -> str | None:
+    if flow.status != "LIVE" or flow.archived or flow.published_revision is None or not flows.in_window(flow, now):
+        return "not_live"
+    document = flow.document
+    channels = {str(channel).upper() for channel in document.get("channels") or ["WEB"]}
+    if call.channel not in channels:
+        return "not_eligible"
+    pos_filter = document.get("pointOfSaleFilter") or {}
+    if pos_filter.get("mode") == "INCLUDE" and (pos_name is None or pos_name not in (pos_filter.get("values") or [])):
+        return "not_eligible"
+    return None
+
+
+async def _run(
+    session: AsyncSession,
+    call: CallRequest,
+    flow: CompiledFlow,
+    guest: _Guest,
+    pos_name: str | None,
+    *,
+    clock: Clock,
+    options: Options,
+) -> CallResult:
+    try:
+        if guest.row is not None:
+            context = await guest_context(session, guest.row, needs=flow.needs, max_sessions=options.context_sessions)
+        else:
+            context = transient_guest()
+        current = await _current_session(session, guest, context)
+        request = call.as_model(pos_name)
+        condition_context = ConditionContext(
+            guest=context, request=request, now=clock.now(), session=current, flow=flow.summary()
+        )
+        audience = await _evaluate(flow.audience, condition_context)
+        if not audience.passed:
+            return CallResult("not_in_audience", flow_ref=flow.ref)
+        variant, allocated = await _assignment(session, flow, guest, clock=clock)
+        if not allocated or variant is None:
+            return CallResult("not_allocated", flow_ref=flow.ref)
+        filter_value, filters = audience.filter, dict(audience.filters)
+        if variant.rules is not None:
+            rules = await _evaluate(variant.rules, condition_context)
+            if not rules.passed:
+                return CallResult("not_in_audience", variant_ref=variant.ref, flow_ref=flow.ref)
+            filters.update(rules.filters)
+            filter_value = rules.filter if rules.filter is not None else filter_value
+        model: dict[str, Any] = {
+            "guest": context,
+            "request": request,
+            "context": request,
+            "session": current,
+            "flow": flow.summary(),
+            "variant": {"ref": variant.ref, "name": variant.name, "isControl": variant.is_control},
+            "filter": filter_value,
+            "filters": filters,
+            "getDecisionModelResultNode": FtlFunction(lambda name: None),
+        }
+        body = variant.template.render(model, now=clock.now(), number_format=options.number_format)
+        if not body.strip():
+            body = EMPTY
+        outcome = "control" if variant.is_control else "variant"
+        return CallResult(outcome, body, variant_ref=variant.ref, flow_ref=flow.ref)
+    except TemplateError as exc:
+        log.info("flow %s failed to render: %s", flow.friendly_id, type(exc).__name__)
+        return CallResult("error", error="TEMPLATE_ERROR", flow_ref=flow.ref)
+    except Exception:
+        log.exception("flow %s failed", flow.friendly_id)
+        return CallResult("error", error="INTERNAL_ERROR", flow_ref=flow.ref)
+
+
+async def _current_session(session: AsyncSession, guest: _Guest, context: dict[str, Any]) -> dict[str, Any] | None:
+    if guest.browser_ref is None:
+        return None
+    row = await sessions.latest_open(session, guest.browser_ref)
+    if row is None:
+        return None
+    for item in context.get("sessions") or []:
+        if item.get("ref") == row.ref:
+            return dict(item)
+    return session_dict(row, [])
+
+
+async def _evaluate(audience: Audience, context: ConditionContext) -> AudienceResult:
+    if audience.uses_js:
+        return await anyio.to_thread.run_sync(audience.evaluate, context)
+    return audience.evaluate(context)
+
+
+async def _assignment(
+    session: AsyncSession, flow: CompiledFlow, guest: _Guest, *, clock: Clock
+) -> tuple[CompiledVariant | None, bool]:
+    if not flow.variants:
+        return None, False
+    key = guest.key or new_ref()
+    repo = AssignmentRepository(session)
+    if not guest.transient:
+        existing = await repo.get(flow.ref, key)
+        if existing is not None and (not existing.allocated or existing.variant_ref in flow.variants):
+            return (flow.variants[existing.variant_ref] if existing.variant_ref else None), existing.allocated
+        if existing is not None:
+            await repo.delete(existing)
+            await session.flush()
+    decision = assign(flow.traffic, flow_ref=flow.ref, guest_key=key, variant_refs=list(flow.variant_refs))
+    if not guest.transient:
+        session.add(
+            FlowAssignment(
+                flow_ref=flow.ref,
+                guest_key=key,
+                allocated=decision.allocated,
+                variant_ref=decision.variant_ref,
+                method=decision.method,
+                bucket=decision.bucket,
+                assigned_at=clock.now(),
+            )
+        )
+    variant = flow.variants.get(decision.variant_ref) if decision.variant_ref else None
+    return variant, decision.allocated
+
+
+async def _record(
+    session: AsyncSession,
+    call: CallRequest,
+    result: CallResult,
+    flow: Flow | None,
+    compiled: CompiledFlow | None,
+    guest: _Guest,
+    pos_name: str | None,
+    *,
+    started: float,
+    clock: Clock,
+) -> None:
+    now = clock.now()
+    session_ref: str | None = None
+    exposure = result.outcome in ("variant", "control") and guest.row is not None
+    if exposure and guest.row is not None:
+        if guest.browser_ref is not None:
+            session_ref = await _track_exposure(session, call, result, guest, pos_name, clock=clock)
+        else:
+            row = await sessions.record_flow_session(
+                session, guest_ref=guest.row.ref, channel=call.channel, pos=pos_name or "", clock=clock
+            )
+            session_ref = row.ref
+    session.add(
+        FlowExecution(
+            ref=new_ref(),
+            flow_ref=flow.ref if flow is not None else None,
+            flow_revision=compiled.revision if compiled is not None else None,
+            variant_ref=result.variant_ref,
+            outcome=result.outcome,
+            guest_ref=guest.row.ref if guest.row is not None else None,
+            browser_ref=guest.browser_ref,
+            session_ref=session_ref,
+            channel=call.channel,
+            point_of_sale=pos_name,
+            friendly_id_requested=call.friendly_id,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            error=result.error,
+            correlation_id=call.correlation_id[:100] if call.correlation_id else None,
+            created_at=now,
+        )
+    )
+
+
+async def _track_exposure(
+    session: AsyncSession,
+    call: CallRequest,
+    result: CallResult,
+    guest: _Guest,
+    pos_name: str | None,
+    *,
+    clock: Clock,
+) -> str | None:
+    """The exposure as a TRACKING event in the browser's session (opened if none is open; §2.9)."""
+    assert guest.row is not None and guest.browser_ref is not None
+    if pos_name is None:
+        return None
+    pos = await tenant.resolve_pos(session, pos_name, auto_create=False, clock=clock)
+    if pos is None:
+        return None
+    info = sessions.PosInfo(pos.name, pos.timeout_minutes, pos.language, pos.currency_code)
+    row, _ = await sessions.session_for_event(
+        session,
+        browser_ref=guest.browser_ref,
+        guest_ref=guest.row.ref,
+        channel=call.channel,
+        pos=info,
+        user_agent=call.headers.get("user-agent"),
+        clock=clock,
+    )
+    now = clock.now()
+    message = {
+        "type": "TRACKING",
+        "channel": call.channel,
+        "pos": pos.name,
+        "browser_id": guest.browser_ref,
+        "flowRef": result.flow_ref,
+        "variantRef": result.variant_ref,
+        "friendlyId": call.friendly_id,
+        "outcome": result.outcome,
+    }
+    await sessions.record_event(
+        session,
+        Event(
+            ref=new_ref(),
+            type="TRACKING",
+            browser_ref=guest.browser_ref,
+            guest_ref=guest.row.ref,
+            session_ref=row.ref,
+            channel=call.channel,
+            point_of_sale=pos.name,
+            language=call.language,
+            currency=call.currency_code,
+            page=None,
+            client_key=call.client_key or "",
+            created_at=now,
+            modified_at=now,
+            processing_status="SUCCESS",
+            warnings=[],
+            transport="callFlows",
+            user_agent=None,
+            client_requested_at=None,
+            raw=msgspec.json.encode(message).decode(),
+        ),
+    )
+    return row.ref

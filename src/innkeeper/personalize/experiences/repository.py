@@ -1,0 +1,146 @@
+"""Every SQL statement of flows, revisions, assignments and executions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowExecution, FlowRevision
+
+EXPOSURE_OUTCOMES = ("variant", "control")
+
+
+class FlowRepository:
+    """Flows and their revisions."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: Flow | FlowRevision | FlowAssignment | FlowExecution) -> None:
+        self.session.add(row)
+
+    async def get(self, ref: str, *, for_update: bool = False) -> Flow | None:
+        stmt = select(Flow).where(Flow.ref == ref)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_friendly_id(self, friendly_id: str) -> Flow | None:
+        return (await self.session.execute(select(Flow).where(Flow.friendly_id == friendly_id))).scalar_one_or_none()
+
+    async def live_with_prefix(self, prefix: str) -> list[Flow]:
+        """Flows whose friendly id starts with ``prefix``, in lexicographic order (wildcard ids, §1.3)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = (
+            select(Flow)
+            .where(Flow.friendly_id.like(escaped + "%", escape="\\"), Flow.status == "LIVE", Flow.archived.is_(False))
+            .order_by(Flow.friendly_id)
+            .limit(100)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def friendly_ids_like(self, base: str) -> set[str]:
+        escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = select(Flow.friendly_id).where(Flow.friendly_id.like(escaped + "%", escape="\\"))
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def page(self, *, offset: int, limit: int, include_archived: bool) -> tuple[list[Flow], int]:
+        stmt = select(Flow)
+        count = select(func.count()).select_from(Flow)
+        if not include_archived:
+            stmt = stmt.where(Flow.archived.is_(False))
+            count = count.where(Flow.archived.is_(False))
+        stmt = stmt.order_by(Flow.created_at.desc(), Flow.ref).offset(offset).limit(limit)
+        total = int((await self.session.execute(count)).scalar_one())
+        return list((await self.session.execute(stmt)).scalars()), total
+
+    async def revision(self, ref: str, revision: int) -> FlowRevision | None:
+        return await self.session.get(FlowRevision, (ref, revision))
+
+    async def due_for_schedule(self, now: datetime) -> list[Flow]:
+        """SCHEDULED flows whose start has come and LIVE/PAUSED/SCHEDULED flows whose end has passed."""
+        stmt = (
+            select(Flow)
+            .where(
+                ((Flow.status == "SCHEDULED") & (Flow.starts_at <= now))
+                | (Flow.status.in_(("LIVE", "PAUSED", "SCHEDULED")) & (Flow.ends_at <= now))
+            )
+            .with_for_update(skip_locked=True)
+            .limit(200)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class AssignmentRepository:
+    """Sticky traffic assignments."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, flow_ref: str, guest_key: str) -> FlowAssignment | None:
+        return await self.session.get(FlowAssignment, (flow_ref, guest_key))
+
+    async def of_guest(self, guest_key: str) -> list[FlowAssignment]:
+        stmt = select(FlowAssignment).where(FlowAssignment.guest_key == guest_key)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def delete(self, row: FlowAssignment) -> None:
+        await self.session.delete(row)
+
+
+class ExecutionRepository:
+    """Execution rows and the exposure queries behind results."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def exposures(
+        self, flow_ref: str, *, start: datetime | None, end: datetime | None
+    ) -> Sequence[tuple[str, str | None, str | None, str | None, datetime]]:
+        """(guest, session, browser, variant, time) of every exposure of a known guest, oldest first."""
+        return await self._rows(flow_ref, EXPOSURE_OUTCOMES, start=start, end=end)
+
+    async def holdouts(
+        self, flow_ref: str, *, start: datetime | None, end: datetime | None
+    ) -> Sequence[tuple[str, str | None, str | None, str | None, datetime]]:
+        """Eligible guests left outside the allocation (the implicit control of experiences, §7.3)."""
+        return await self._rows(flow_ref, ("not_allocated",), start=start, end=end)
+
+    async def _rows(
+        self, flow_ref: str, outcomes: Sequence[str], *, start: datetime | None, end: datetime | None
+    ) -> Sequence[tuple[str, str | None, str | None, str | None, datetime]]:
+        stmt = select(
+            FlowExecution.guest_ref,
+            FlowExecution.session_ref,
+            FlowExecution.browser_ref,
+            FlowExecution.variant_ref,
+            FlowExecution.created_at,
+        ).where(
+            FlowExecution.flow_ref == flow_ref,
+            FlowExecution.outcome.in_(outcomes),
+            FlowExecution.guest_ref.is_not(None),
+        )
+        if start is not None:
+            stmt = stmt.where(FlowExecution.created_at >= start)
+        if end is not None:
+            stmt = stmt.where(FlowExecution.created_at < end)
+        stmt = stmt.order_by(FlowExecution.created_at, FlowExecution.ref)
+        rows = (await self.session.execute(stmt)).all()
+        return [(str(g), s, b, v, c) for g, s, b, v, c in rows]
+
+    async def outcome_counts(self, flow_ref: str, *, start: datetime | None, end: datetime | None) -> dict[str, int]:
+        stmt = select(FlowExecution.outcome, func.count()).where(FlowExecution.flow_ref == flow_ref)
+        if start is not None:
+            stmt = stmt.where(FlowExecution.created_at >= start)
+        if end is not None:
+            stmt = stmt.where(FlowExecution.created_at < end)
+        stmt = stmt.group_by(FlowExecution.outcome)
+        return {str(outcome): int(n) for outcome, n in (await self.session.execute(stmt)).all()}
+
+    async def move_guest(self, from_guest: str, to_guest: str) -> None:
+        rows = await self.session.execute(select(FlowExecution).where(FlowExecution.guest_ref == from_guest))
+        for row in rows.scalars():
+            row.guest_ref = to_guest

@@ -1,0 +1,3 @@
+<#if guest.orders[0]??>
+	<#-- get last order -->
+</#if>
