@@ -115,10 +115,8 @@ def _error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         developer = None
         if exc.status_code == 405:
-            developer = f"METHOD_NOT_ALLOWED: use {(exc.headers or {}).get('Allow', 'another method')}"
-        return json_response(
-            rest_error(exc.status_code, developer_message=developer), exc.status_code, headers=dict(exc.headers or {})
-        )
+            developer = f"METHOD_NOT_ALLOWED: {request.method} is not allowed on this resource"
+        return json_response(rest_error(exc.status_code, developer_message=developer), exc.status_code)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
