@@ -43,3 +43,11 @@ class PointOfSaleRetimed:
 
     name: str
     timeout_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuestMerged:
+    """Identity resolution merged guest ``source`` into guest ``into`` (the source is retired)."""
+
+    source: str
+    into: str

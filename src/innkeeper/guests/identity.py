@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import events
 from innkeeper.core.clock import Clock
 from innkeeper.guests.models import Browser, Guest, GuestIdentifier
 from innkeeper.guests.repository import GuestRepository
@@ -191,6 +192,7 @@ async def _merge(repo: GuestRepository, source: Guest, *, into: Guest, now: date
     source.merged_into = into.ref
     source.modified_at = now
     into.modified_at = now
+    await events.publish(repo.session, events.GuestMerged(source.ref, into.ref))
 
 
 def _apply_pii(guest: Guest, data: IdentityInput, now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,6 +92,27 @@ class SessionRepository:
             return []
         stmt = select(Event).where(Event.session_ref.in_(session_refs)).order_by(Event.created_at, Event.ref)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def event_rows_of_sessions(self, session_refs: list[str], *, with_raw: bool) -> list[Any]:
+        """Plain rows (no ORM objects) of these sessions' events, oldest first; ``raw`` only when asked."""
+        if not session_refs:
+            return []
+        columns = [
+            Event.ref,
+            Event.session_ref,
+            Event.type,
+            Event.channel,
+            Event.point_of_sale,
+            Event.created_at,
+            Event.page,
+            Event.language,
+            Event.currency,
+            Event.processing_status,
+        ]
+        if with_raw:
+            columns.append(Event.raw)
+        stmt = select(*columns).where(Event.session_ref.in_(session_refs)).order_by(Event.created_at, Event.ref)
+        return list((await self.session.execute(stmt)).all())
 
     async def events_for_guest(
         self, guest_ref: str, *, status: str | None, start: datetime | None, end: datetime | None, limit: int

@@ -388,3 +388,9 @@ async def record_flow_session(
 async def guest_events_between(session: AsyncSession, guest_ref: str, *, start: datetime, end: datetime) -> list[Event]:
     """The guest's events in ``[start, end]``, newest first (goal attribution windows)."""
     return await SessionRepository(session).events_for_guest(guest_ref, status=None, start=start, end=end, limit=10_000)
+
+
+async def event_rows_of_sessions(session: AsyncSession, session_refs: list[str], *, with_raw: bool) -> list[Any]:
+    """Light event rows for personalization (``ref, session_ref, type, channel, point_of_sale, created_at, page,
+    language, currency, processing_status[, raw]``), oldest first."""
+    return await SessionRepository(session).event_rows_of_sessions(session_refs, with_raw=with_raw)

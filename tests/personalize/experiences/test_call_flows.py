@@ -396,3 +396,92 @@ async def test_triggered_flows_cannot_be_called(client: httpx.AsyncClient, db: A
     flow = await flows.live(client, document)
     response = await call(client, flows.call_body(flow["friendlyId"], email="a@b.c"))
     assert response.headers["x-innkeeper-flow-outcome"] == "not_found"
+
+
+async def test_assignment_survives_a_merge_into_an_existing_customer(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    document = flows.experiment("Merge", {"a": '{"v": "a"}', "b": '{"v": "b"}'}, control="a", splits={"a": 50, "b": 50})
+    flow = await flows.live(client, document)
+    await identified_browser(client, "kim@example.com", first_name="Kim")  # the customer, never exposed
+    anonymous = await create_browser(client)
+    first = (await call(client, flows.call_body(flow["friendlyId"], browserId=anonymous["ref"]))).text
+    # Every new draw would now give the other variant...
+    other = "b" if first == '{"v": "a"}' else "a"
+    paused = await flows.set_status(client, flow, "PAUSED")
+    traffic = {
+        **paused["traffic"],
+        "splits": [{"ref": other, "split": 100}, {"ref": "ab".replace(other, ""), "split": 0}],
+    }
+    await flows.set_status(client, paused, "LIVE", traffic=traffic)
+    # ...but the anonymous guest identifies as Kim and is merged into her: its variant comes along.
+    await post_event(
+        client,
+        event(
+            anonymous["ref"],
+            "IDENTITY",
+            email="kim@example.com",
+            identifiers=[{"provider": "email", "id": "kim@example.com"}],
+        ),
+    )
+    response = await call(client, flows.call_body(flow["friendlyId"], browserId=anonymous["ref"]))
+    assert response.text == first
+    async with runtime.sessions() as session:
+        keys = {row.guest_key for row in (await session.execute(select(FlowAssignment))).scalars()}
+    guests_exposed = {row.guest_ref for row in await executions(runtime)}
+    assert anonymous["customer_ref"] not in keys
+    assert anonymous["customer_ref"] not in guests_exposed
+
+
+async def test_template_parameters_are_resolved_at_publish(client: httpx.AsyncClient) -> None:
+    template = '{"title": "[[Title | string | Hello]]", "max": [[Max | number | 3 | { min: 1, max: 5 }]]}'
+    document = flows.experience("Params at publish", template)
+    document["variants"][0]["templateVariables"] = {"Title": "Welcome back"}
+    flow = await flows.live(client, document)
+    browser = await create_browser(client)
+    response = await call(client, flows.call_body(flow["friendlyId"], browserId=browser["ref"]))
+    assert response.json() == {"title": "Welcome back", "max": 3}
+
+    bad = flows.experience("Params out of range", template)
+    bad["variants"][0]["templateVariables"] = {"Max": 9}
+    created = await flows.create(client, bad)
+    refused = await client.put(
+        f"/v3/flowDefinitions/{created['ref']}", json={**created, "status": "LIVE"}, auth=flows.AUTH
+    )
+    assert refused.status_code == 400
+    assert "templateVariables" in refused.json()["developerMessage"]
+
+
+async def test_event_arbitrary_data_is_there_for_templates_that_read_it(client: httpx.AsyncClient) -> None:
+    template = (
+        '{"category": "${guest.sessions[0].events[0].arbitraryData.ext.category}", '
+        '"page": "${guest.sessions[0].interactions[0].page}"}'
+    )
+    flow = await flows.live(client, flows.experience("Event data", template))
+    browser = await create_browser(client)
+    await post_event(client, event(browser["ref"], "VIEW", page="/shoes", ext={"category": "shoes"}))
+    response = await call(client, flows.call_body(flow["friendlyId"], browserId=browser["ref"]))
+    assert response.json() == {"category": "shoes", "page": "/shoes"}
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "while (true) {}",
+        "var a = []; while (true) { a.push(new Array(100000).fill('x')); }",
+    ],
+    ids=["runaway-loop", "heap-bomb"],
+)
+async def test_runaway_conditions_are_killed_and_the_server_keeps_serving(
+    client: httpx.AsyncClient, script: str
+) -> None:
+    audience = {"combinator": "AND", "conditions": [{"script": script, "name": "evil"}]}
+    evil = await flows.live(client, flows.experience("Evil", '{"x": 1}', audience=audience))
+    fine = await flows.live(client, flows.experience("Fine", '{"ok": true}'))
+    browser = await create_browser(client)
+    response = await call(client, flows.call_body(evil["friendlyId"], browserId=browser["ref"]))
+    assert (response.status_code, response.json()) == (200, {})
+    assert response.headers["x-innkeeper-flow-outcome"] == "not_in_audience"
+    assert (await call(client, flows.call_body(fine["friendlyId"], browserId=browser["ref"]))).json() == {"ok": True}
+    again = await call(client, flows.call_body(evil["friendlyId"], browserId=browser["ref"]))
+    assert again.headers["x-innkeeper-flow-outcome"] == "not_in_audience"

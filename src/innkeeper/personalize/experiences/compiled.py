@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from innkeeper.personalize.conditions import Audience, ConditionError, JsSandbox
 from innkeeper.personalize.experiences.definitions import Problems
 from innkeeper.personalize.experiments.assignment import TrafficError, validate_traffic
 from innkeeper.personalize.templates.ftl import Template, TemplateError, compile_template
+from innkeeper.personalize.templates.parameters import ParameterError, declarations, substitute
 
 EMPTY_TEMPLATE = "{}"
 
@@ -85,6 +87,8 @@ def compile_flow(ref: str, revision: int, document: Mapping[str, Any]) -> Compil
             needs.update(_template_needs(compiled.template.source))
             if compiled.rules is not None:
                 needs.update(compiled.rules.needs)
+    if _reads_event_data(document):
+        needs.update(("sessions", "event_data"))
     traffic = document.get("traffic")
     try:
         validate_traffic(traffic, list(variants))
@@ -131,6 +135,13 @@ def _compile_variant(
         elif implementation == "decisionModelTask":
             problems.add(task_where, "decision models are not supported yet; remove the decisionModelTask")
     template_source = template_source if template_source is not None else EMPTY_TEMPLATE
+    variables = variant.get("templateVariables") or {}
+    try:
+        template_source = _with_parameters(template_source, variables)
+        rules = [_rule_with_parameters(rule, variables) for rule in rules]
+    except ParameterError as exc:
+        problems.add(f"{where}.templateVariables", str(exc))
+        return None
     try:
         template = compile_template(template_source, name=f"{where}.template")
     except TemplateError as exc:
@@ -150,6 +161,28 @@ def _compile_variant(
         template=template,
         rules=compiled_rules,
     )
+
+
+def _with_parameters(source: str, values: Mapping[str, Any]) -> str:
+    """Template parameters ``[[ … ]]`` are resolved at publish from the variant's ``templateVariables`` (§5.3)."""
+    if "[[" not in source or not declarations(source):
+        return source
+    return substitute(source, values)
+
+
+def _rule_with_parameters(rule: Mapping[str, Any], values: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = rule.get("ruleData") or {}
+    expression = str(data.get("expression", ""))
+    resolved = _with_parameters(expression, values)
+    if resolved == expression:
+        return rule
+    return {**rule, "ruleData": {**data, "expression": resolved}}
+
+
+def _reads_event_data(document: Mapping[str, Any]) -> bool:
+    """Event messages are decoded only for flows whose templates or scripts read them."""
+    text = json.dumps(document.get("variants")) + json.dumps(document.get("audience"))
+    return any(token in text for token in ("arbitraryData", "sessionData", ".ext"))
 
 
 def _template_needs(source: str) -> set[str]:

@@ -17,8 +17,9 @@ from innkeeper.guests import service as guests
 from innkeeper.guests.service import Guest
 from innkeeper.orders import service as orders
 from innkeeper.sessions import service as sessions
-from innkeeper.sessions.service import Event, Session
+from innkeeper.sessions.service import Session
 
+_decoder = msgspec.json.Decoder()
 MAX_SESSIONS = 50
 MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
@@ -76,24 +77,56 @@ async def guest_context(
         "orders": [],
     }
     if "sessions" in needs:
-        context["sessions"] = await _sessions(session, guest.ref, max_sessions)
+        context["sessions"] = await _sessions(session, guest.ref, max_sessions, event_data="event_data" in needs)
     if "orders" in needs:
         context["orders"] = await _orders(session, guest.ref)
     return context
 
 
-async def _sessions(session: AsyncSession, guest_ref: str, limit: int) -> list[dict[str, Any]]:
-    rows = [row for row in await sessions.recent_for_guest(session, guest_ref, limit=limit)]
-    events: dict[str, list[Event]] = defaultdict(list)
-    for event in await sessions.events_of_sessions(session, [row.ref for row in rows]):
-        if event.session_ref is not None:
-            events[event.session_ref].append(event)
+async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_data: bool) -> list[dict[str, Any]]:
+    rows = await sessions.recent_for_guest(session, guest_ref, limit=limit)
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in await sessions.event_rows_of_sessions(session, [item.ref for item in rows], with_raw=event_data):
+        events[row.session_ref].append(_event_from_row(row, event_data))
     return [session_dict(row, events[row.ref][-MAX_EVENTS_PER_SESSION:]) for row in rows]
 
 
-def session_dict(row: Session, events: list[Event]) -> dict[str, Any]:
+def _event_from_row(row: Any, event_data: bool) -> dict[str, Any]:
+    """An event for personalization; ``arbitraryData`` holds the full message only when some code reads it."""
+    arbitrary: dict[str, Any] = {}
+    if event_data:
+        arbitrary = _arbitrary(row.raw)
+    if row.page is not None:
+        arbitrary["page"] = row.page
+    session_data = arbitrary.get("sessionData")
+    return {
+        "ref": row.ref,
+        "type": row.type,
+        "channel": row.channel,
+        "pointOfSale": row.point_of_sale,
+        "createdAt": row.created_at,
+        "date": row.created_at,
+        "page": row.page,
+        "language": row.language,
+        "currency": row.currency,
+        "status": row.processing_status,
+        "arbitraryData": arbitrary,
+        "sessionData": session_data if isinstance(session_data, dict) else {},
+    }
+
+
+def _arbitrary(raw: str) -> dict[str, Any]:
+    try:
+        message = _decoder.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    if not isinstance(message, dict):
+        return {}
+    return {key: value for key, value in message.items() if key not in _STANDARD_EVENT_FIELDS}
+
+
+def session_dict(row: Session, event_dicts: list[dict[str, Any]]) -> dict[str, Any]:
     """A session as seen by personalization code; ``interactions`` aliases ``events`` for FreeMarker."""
-    event_dicts = [event_dict(event) for event in events]
     return {
         "ref": row.ref,
         "sessionType": sessions.session_type(row.channel),
@@ -118,33 +151,6 @@ def session_dict(row: Session, events: list[Event]) -> dict[str, Any]:
         "sessionData": dict(row.session_data or {}),
         "events": event_dicts,
         "interactions": event_dicts,
-    }
-
-
-def event_dict(event: Event) -> dict[str, Any]:
-    arbitrary: dict[str, Any] = {}
-    try:
-        message = msgspec.json.decode(event.raw)
-    except msgspec.DecodeError:
-        message = {}
-    if isinstance(message, dict):
-        arbitrary = {key: value for key, value in message.items() if key not in _STANDARD_EVENT_FIELDS}
-        if event.page is not None:
-            arbitrary["page"] = event.page
-    session_data = arbitrary.get("sessionData")
-    return {
-        "ref": event.ref,
-        "type": event.type,
-        "channel": event.channel,
-        "pointOfSale": event.point_of_sale,
-        "createdAt": event.created_at,
-        "date": event.created_at,
-        "page": event.page,
-        "language": event.language,
-        "currency": event.currency,
-        "status": event.processing_status,
-        "arbitraryData": arbitrary,
-        "sessionData": session_data if isinstance(session_data, dict) else {},
     }
 
 

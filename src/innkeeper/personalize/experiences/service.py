@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import events
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import new_ref
 from innkeeper.personalize.experiences.compiled import CACHE, CompiledFlow, compile_flow
@@ -22,8 +23,8 @@ from innkeeper.personalize.experiences.definitions import (
     validate_document,
 )
 from innkeeper.personalize.experiences.errors import FlowConflict, FlowInvalid, FlowNotFound
-from innkeeper.personalize.experiences.models import Flow, FlowRevision
-from innkeeper.personalize.experiences.repository import FlowRepository
+from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowRevision
+from innkeeper.personalize.experiences.repository import AssignmentRepository, ExecutionRepository, FlowRepository
 
 RUNNING = ("LIVE", "SCHEDULED")
 
@@ -253,3 +254,25 @@ def in_window(flow: Flow, now: datetime) -> bool:
     if flow.starts_at is not None and now < flow.starts_at:
         return False
     return not (flow.ends_at is not None and now >= flow.ends_at)
+
+
+@events.subscribe(events.GuestMerged)
+async def keep_assignments_on_merge(session: AsyncSession, merged: events.GuestMerged) -> None:
+    """§7.2: the merged guest keeps its variants where the survivor has none; exposures follow the guest."""
+    repo = AssignmentRepository(session)
+    for row in await repo.of_guest(merged.source):
+        if await repo.get(row.flow_ref, merged.into) is None:
+            session.add(
+                FlowAssignment(
+                    flow_ref=row.flow_ref,
+                    guest_key=merged.into,
+                    allocated=row.allocated,
+                    variant_ref=row.variant_ref,
+                    method=row.method,
+                    bucket=row.bucket,
+                    assigned_at=row.assigned_at,
+                )
+            )
+        await repo.delete(row)
+    await ExecutionRepository(session).move_guest(merged.source, merged.into)
+    await session.flush()
