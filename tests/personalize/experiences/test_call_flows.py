@@ -485,3 +485,19 @@ async def test_runaway_conditions_are_killed_and_the_server_keeps_serving(
     assert (await call(client, flows.call_body(fine["friendlyId"], browserId=browser["ref"]))).json() == {"ok": True}
     again = await call(client, flows.call_body(evil["friendlyId"], browserId=browser["ref"]))
     assert again.headers["x-innkeeper-flow-outcome"] == "not_in_audience"
+
+
+async def test_concurrent_first_calls_agree_on_one_assignment(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    import asyncio
+
+    document = flows.experiment("Race", {"a": '{"v": "a"}', "b": '{"v": "b"}'}, control="a", splits={"a": 50, "b": 50})
+    flow = await flows.live(client, document)
+    browser = await create_browser(client)
+    body = flows.call_body(flow["friendlyId"], browserId=browser["ref"])
+    responses = await asyncio.gather(*(call(client, body) for _ in range(8)))
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.text for response in responses}) == 1
+    async with runtime.sessions() as session:
+        rows = (await session.execute(select(FlowAssignment))).scalars().all()
+    assert len(rows) == 1
+    assert len(await executions(runtime)) == 8

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.orders import service as orders
@@ -106,8 +107,6 @@ def goal_value(goal: Mapping[str, Any], unit: Unit) -> float:
 
 
 def _attribute(event: Event, attribute: Any) -> float | None:
-    import msgspec
-
     if not isinstance(attribute, str) or not attribute:
         return 1.0
     try:
