@@ -48,10 +48,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-## Ingest throughput against a bare Starlette endpoint, on SQLite then PostgreSQL.
+## Ingest and callFlows throughput against bare Starlette endpoints (SQLite, PostgreSQL), batch import.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py --db sqlite
 	$(BIN)/python benchmarks/ingest.py --db postgres
+	$(BIN)/python benchmarks/callflows.py --db sqlite
+	$(BIN)/python benchmarks/callflows.py --db postgres
 	$(BIN)/python benchmarks/batch.py --db sqlite
 
 ## New Alembic revision from the models: make migration m="add guest index"

@@ -1,9 +1,16 @@
-"""Baseline for `benchmarks/ingest.py`: the cheapest server that honours the same contract.
+"""Baseline for `benchmarks/ingest.py` and `callflows.py`: the cheapest server honouring the same contract.
 
-A bare Starlette app with one route, ``POST /v1.2/events``, that reads the body, parses it
-with msgspec (as Innkeeper does), checks it is a JSON object and answers ``201`` with the
-Stream success shape (spec cdp.md §3.4) as ``application/json;charset=UTF-8``. No
-database, no middleware: the ratio innkeeper/bare is what everything else costs.
+A bare Starlette app with two routes:
+
+- ``POST /v1.2/events`` reads the body, parses it with msgspec (as Innkeeper does), checks it
+  is a JSON object and answers ``201`` with the Stream success shape (spec cdp.md §3.4) as
+  ``application/json;charset=UTF-8``.
+- ``POST /v2/callFlows`` reads the body, parses it with msgspec, checks it is a JSON object
+  with ``clientKey`` and ``friendlyId``, and answers ``200`` with a small JSON object of the
+  size the benchmark's templates render, plus the ``X-Innkeeper-Flow-Outcome`` /
+  ``X-Innkeeper-Variant-Ref`` headers (spec personalize.md §2.6).
+
+No database, no middleware: the ratio innkeeper/bare is what everything else costs.
 
 Run exactly like ``innkeeper serve``: one uvicorn process, same options.
 
@@ -53,11 +60,33 @@ async def events_post(request: Request) -> Response:
     return _reply(body, 201)
 
 
+async def call_flows(request: Request) -> Response:
+    """Parse the callFlows body, answer like a rendered variant of Innkeeper's ``POST /v2/callFlows`` (no flow)."""
+    try:
+        call = _decoder.decode(await request.body())
+    except msgspec.DecodeError:
+        call = None
+    if not isinstance(call, dict) or not call.get("clientKey") or not call.get("friendlyId"):
+        body = {"status": 400, "code": 400, "message": "Bad Request", "developerMessage": "INVALID_JSON: bare"}
+        return _reply(body, 400)
+    params = call.get("params")
+    page = params.get("page", "/") if isinstance(params, dict) else "/"
+    body = {"greeting": "Hello visitor", "flow": call["friendlyId"], "page": page, "sessions": 50}
+    headers = {"X-Innkeeper-Flow-Outcome": "variant", "X-Innkeeper-Variant-Ref": "default"}
+    return Response(_encoder.encode(body), status_code=200, media_type=JSON_TYPE, headers=headers)
+
+
 async def healthz(request: Request) -> Response:
     return _reply({"status": "OK"}, 200)
 
 
-app = Starlette(routes=[Route("/v1.2/events", events_post, methods=["POST"]), Route("/healthz", healthz)])
+app = Starlette(
+    routes=[
+        Route("/v1.2/events", events_post, methods=["POST"]),
+        Route("/v2/callFlows", call_flows, methods=["POST"]),
+        Route("/healthz", healthz),
+    ]
+)
 
 
 def main() -> None:
