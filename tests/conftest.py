@@ -87,13 +87,14 @@ def environment() -> str:
 
 
 @pytest.fixture
-def settings(db_url: str, environment: str) -> Settings:
+def settings(db_url: str, environment: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=db_url,
         environment=environment,  # type: ignore[arg-type]
         client_key=CLIENT_KEY,
         api_token=API_TOKEN,
         point_of_sale=POINT_OF_SALE,
+        data_dir=str(tmp_path / "data"),
     )
 
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from innkeeper import __version__, worker
 from innkeeper.batch.api import UPLOAD_PREFIX
 from innkeeper.batch.api import router as batch_router
+from innkeeper.connections.api import router as connections_router
 from innkeeper.core.clock import Clock, SystemClock
 from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, in_transaction, session_factory
@@ -38,6 +39,7 @@ from innkeeper.sessions.api import router as sessions_router
 from innkeeper.stream.api import routes as stream_routes
 from innkeeper.tenant import service as tenant
 from innkeeper.tenant.api import router as tenant_router
+from innkeeper.triggers.api import router as triggers_router
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(orders_router)
     app.include_router(batch_router)
     app.include_router(flows_router)
+    app.include_router(triggers_router)
+    app.include_router(connections_router)
     _error_handlers(app)
     install_openapi(app)
     app.add_middleware(RestLimits, skip_prefixes=(UPLOAD_PREFIX, "/v2/callFlows"))

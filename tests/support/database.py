@@ -15,6 +15,9 @@ import sqlalchemy as sa
 from innkeeper import migrations
 
 TABLES_IN_DELETE_ORDER = (
+    "deliveries",
+    "trigger_jobs",
+    "email_suppressions",
     "flow_executions",
     "flow_assignments",
     "flow_revisions",
@@ -35,6 +38,7 @@ TABLES_IN_DELETE_ORDER = (
     "browsers",
     "guests",
     "outbox",
+    "connections",
     "api_tokens",
     "points_of_sale",
     "tenant",

@@ -1,1 +1,1 @@
-"""Outbound side effects: the outbox and (later) email/webhook senders."""
+"""Outbound side effects: the outbox, connections (SMTP_EMAIL, WEBHOOK) and their senders."""

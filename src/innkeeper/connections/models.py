@@ -1,11 +1,11 @@
-"""The outbox: side effects written in the transaction that causes them."""
+"""The outbox (side effects written in the transaction that causes them) and connections."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from innkeeper.core.db import Base, JSONType, UTCDateTime
@@ -28,3 +28,25 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Connection(Base):
+    """A destination (SMTP_EMAIL or WEBHOOK): its resource fields, with the secrets encrypted apart."""
+
+    __tablename__ = "connections"
+
+    ref: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    icon: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    system_type: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    # The resource without its secrets; ``secretsSet`` names the secrets that have a value.
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # One Fernet token holding every secret of the connection (see connections/secrets.py).
+    secrets: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_by_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,14 +1,14 @@
-"""Every SQL statement of the outbox."""
+"""Every SQL statement of the outbox and the connections."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.connections.models import OutboxMessage
+from innkeeper.connections.models import Connection, OutboxMessage
 
 
 class OutboxRepository:
@@ -45,3 +45,31 @@ class OutboxRepository:
         """Delete every message about a guest (delivered or not)."""
         result = await self.session.execute(delete(OutboxMessage).where(OutboxMessage.guest_ref == guest_ref))
         return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+class ConnectionRepository:
+    """Connection rows."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, ref: str) -> Connection | None:
+        return await self.session.get(Connection, ref)
+
+    async def by_name(self, name: str) -> Connection | None:
+        result = await self.session.execute(select(Connection).where(Connection.name == name))
+        return result.scalars().first()
+
+    async def page(self, *, offset: int, limit: int, include_archived: bool) -> tuple[list[Connection], int]:
+        stmt = select(Connection)
+        count = select(func.count()).select_from(Connection)
+        if not include_archived:
+            stmt = stmt.where(Connection.archived.is_(False))
+            count = count.where(Connection.archived.is_(False))
+        stmt = stmt.order_by(Connection.created_at.desc(), Connection.ref).offset(offset).limit(limit)
+        rows = list((await self.session.execute(stmt)).scalars())
+        total = (await self.session.execute(count)).scalar_one()
+        return rows, total
+
+    def add(self, connection: Connection) -> None:
+        self.session.add(connection)

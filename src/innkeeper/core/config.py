@@ -70,6 +70,17 @@ class Settings:
     ftl_number_format: str = _setting(
         "number", "How FreeMarker prints ${n}: number (en_US grouping, as Sitecore) or computer (like ?c)."
     )
+    secret_key: str | None = _setting(
+        None,
+        "Fernet key(s) encrypting connection secrets at rest, comma-separated (the first encrypts, all decrypt); "
+        "when unset a key is generated into INNKEEPER_DATA_DIR/secret.key (mode 0600).",
+    )
+    email_sender: str = _setting(
+        "smtp", "How SMTP_EMAIL connections deliver: smtp (their server), console (print to stdout) or null (drop)."
+    )
+    webhook_sender: str = _setting(
+        "http", "How WEBHOOK connections deliver: http (send the request), console (print to stdout) or null (drop)."
+    )
 
     @property
     def production(self) -> bool:

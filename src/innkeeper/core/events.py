@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,3 +52,47 @@ class GuestMerged:
 
     source: str
     into: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """A session closed (timeout, FORCE_CLOSE, identity switch); published in the closing transaction."""
+
+    session_ref: str
+    guest_ref: str
+    cart_type: str | None
+    abandoned_revenue: float | None
+    closed_at: datetime
+    identified: bool
+    origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCreated:
+    """An order was created (Stream CHECKOUT / ORDER_CHECKOUT or the Order REST API; never batch imports)."""
+
+    order_ref: str
+    guest_ref: str | None
+    reference_id: str
+    price: float
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GuestCreated:
+    """A guest was created (browser/create, Guest REST API; never batch imports)."""
+
+    guest_ref: str
+    guest_type: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventIngested:
+    """A Stream event was stored (custom event triggers)."""
+
+    event_ref: str
+    type: str
+    guest_ref: str
+    session_ref: str | None
+    created_at: datetime

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import events
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import is_ref
 from innkeeper.core.timeparse import parse_iso
@@ -98,6 +99,7 @@ async def create(session: AsyncSession, fields: dict[str, Any], *, clock: Clock)
     await _check_owners(repo, guest.ref, identifiers or [])
     repo.add(guest)
     await session.flush()
+    await events.publish(session, events.GuestCreated(guest.ref, guest.guest_type, now))
     await _set_identifiers(repo, guest.ref, identifiers or [], now=now)
     return await _view(session, guest)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import events
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import is_ref, new_ref
 from innkeeper.guests.errors import BrowserNotFound, GuestNotFound
@@ -37,6 +38,7 @@ async def create_browser(session: AsyncSession, *, user_agent: str | None, clock
     await session.flush()
     repo.add(browser)
     await session.flush()
+    await events.publish(session, events.GuestCreated(guest.ref, guest.guest_type, now))
     return BrowserRefs(browser.ref, guest.ref)
 
 

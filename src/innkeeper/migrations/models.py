@@ -9,6 +9,7 @@ from innkeeper.orders import models as orders_models
 from innkeeper.personalize.experiences import models as personalize_models
 from innkeeper.sessions import models as sessions_models
 from innkeeper.tenant import models as tenant_models
+from innkeeper.triggers import models as triggers_models
 
 __all__ = [
     "Base",
@@ -21,4 +22,5 @@ __all__ = [
     "personalize_models",
     "sessions_models",
     "tenant_models",
+    "triggers_models",
 ]

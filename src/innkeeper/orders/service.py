@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.core import numbers
+from innkeeper.core import events, numbers
 from innkeeper.core.clock import Clock
 from innkeeper.core.ids import is_ref, new_ref
 from innkeeper.core.timeparse import parse_iso
@@ -100,6 +100,7 @@ async def checkout(
     repo = OrderRepository(session)
     order = await repo.by_reference(reference_id)
     price = round(sum(_float(line.get("quantity")) * _float(line.get("price")) for line in lines), 2)
+    created = order is None
     if order is None:
         order = Order(
             ref=new_ref(),
@@ -145,6 +146,8 @@ async def checkout(
     )
     await _ensure_contact(repo, order, now)
     await session.flush()
+    if created:
+        await events.publish(session, events.OrderCreated(order.ref, order.guest_ref, reference_id, order.price, now))
     return order
 
 
@@ -298,6 +301,9 @@ async def create_order(session: AsyncSession, fields: dict[str, Any], *, clock: 
     # Unique reference_id: a concurrent create fails this flush, the transaction is retried
     # and the check above then reports the conflict.
     await session.flush()
+    await events.publish(
+        session, events.OrderCreated(order.ref, order.guest_ref, order.reference_id, order.price or 0.0, now)
+    )
     return order
 
 

@@ -17,6 +17,9 @@ class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def get(self, ref: str) -> Session | None:
+        return await self.session.get(Session, ref)
+
     def add(self, row: Session | Event) -> None:
         self.session.add(row)
 

@@ -13,6 +13,7 @@ from innkeeper.connections import service as outbox
 from innkeeper.core import events, numbers
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import new_ref
+from innkeeper.guests import service as guests
 from innkeeper.sessions._device import parse_user_agent
 from innkeeper.sessions.models import Event as Event
 from innkeeper.sessions.models import Session as Session
@@ -274,6 +275,19 @@ async def close(session: AsyncSession, row: Session, *, reason: CloseReason, clo
         },
         clock=clock,
     )
+    guest = await guests.find_live_guest(session, ref=row.guest_ref) if row.cart_type == "ABANDONED" else None
+    await events.publish(
+        session,
+        events.SessionClosed(
+            session_ref=row.ref,
+            guest_ref=row.guest_ref,
+            cart_type=row.cart_type,
+            abandoned_revenue=row.abandoned_revenue,
+            closed_at=now,
+            identified=guest is not None and guest.guest_type == "customer",
+            origin=row.origin,
+        ),
+    )
     log.info("session %s closed (%s, %s)", row.ref, reason, row.cart_type)
 
 
@@ -394,3 +408,8 @@ async def event_rows_of_sessions(session: AsyncSession, session_refs: list[str],
     """Light event rows for personalization (``ref, session_ref, type, channel, point_of_sale, created_at, page,
     language, currency, processing_status[, raw]``), oldest first."""
     return await SessionRepository(session).event_rows_of_sessions(session_refs, with_raw=with_raw)
+
+
+async def get_session(session: AsyncSession, ref: str) -> Session | None:
+    """One session by ref (None when unknown)."""
+    return await SessionRepository(session).get(ref)

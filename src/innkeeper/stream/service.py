@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core import events
 from innkeeper.core.clock import Clock
 from innkeeper.core.ids import new_ref
 from innkeeper.guests import identity
@@ -112,6 +113,25 @@ def _text(message: dict[str, Any], key: str, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
+STANDARD_TYPES = frozenset(
+    {
+        "VIEW",
+        "ADD",
+        "CONFIRM",
+        "CHECKOUT",
+        "PAYMENT",
+        "IDENTITY",
+        "SEARCH",
+        "CLEAR_CART",
+        "FORCE_CLOSE",
+        "ORDER_CHECKOUT",
+        "TRACKING",
+        "SELECT",
+        "SESSION_CLOSE",
+    }
+)
+
+
 async def ingest(session: AsyncSession, ctx: StreamContext, message: Any, *, raw: str, clock: Clock) -> Accepted:
     """Validate and store one event, updating its session, cart, identity and orders.
 
@@ -166,6 +186,11 @@ async def ingest(session: AsyncSession, ctx: StreamContext, message: Any, *, raw
         log.info("event %s of browser %s failed: %s", event.ref, browser.ref, event.type)
     event.warnings = outcome.warnings
     await sessions.record_event(session, event)
+    if event_type not in STANDARD_TYPES and outcome.failure is None:
+        # Custom events can trigger flows (personalize.md §9.2 CUSTOM_EVENT); standard ones never do.
+        await events.publish(
+            session, events.EventIngested(event.ref, event_type, event.guest_ref, event.session_ref, now)
+        )
     if event_type == "FORCE_CLOSE" and outcome.failure is None:
         await sessions.close_browser_sessions(session, browser.ref, reason="FORCE_CLOSE", clock=clock)
     return Accepted(browser.ref, browser.guest_ref, event.ref)

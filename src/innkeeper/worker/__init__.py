@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.connections import service as connections
 from innkeeper.core import jobs
 from innkeeper.core.clock import Clock
 from innkeeper.core.db import in_transaction
@@ -18,6 +19,7 @@ from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.sessions import service as sessions
+from innkeeper.triggers import tasks as trigger_tasks
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 200
@@ -118,6 +120,7 @@ async def schedule_once(runtime: Runtime) -> int:
 async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     """Run the periodic jobs until ``stop`` is set."""
     interval = runtime.settings.sweep_interval_seconds
+    outbound = connections.Outbound.from_settings(runtime.settings, clock=runtime.clock)
     log.info("worker started (sweep every %.1fs)", interval)
     while not stop.is_set():
         try:
@@ -126,6 +129,12 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
                 log.info("sweeper closed %d sessions", closed)
             if await schedule_once(runtime):
                 log.info("flow schedules applied")
+            triggered = await trigger_tasks.run_jobs_once(runtime)
+            if triggered:
+                log.info("ran %d trigger jobs", triggered)
+            delivered = await trigger_tasks.deliver_once(runtime, outbound)
+            if delivered:
+                log.info("made %d delivery attempts", delivered)
             ran = await run_jobs_once(runtime)
             if ran:
                 log.info("worker ran %d jobs", ran)

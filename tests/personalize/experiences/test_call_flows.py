@@ -392,7 +392,8 @@ class TestStrictNotFound:
 
 
 async def test_triggered_flows_cannot_be_called(client: httpx.AsyncClient, db: AsyncSession) -> None:
-    document = flows.experience("Triggered", '{"x": 1}', type="TRIGGERED_V3")
+    document = flows.experience("Triggered", '{"x": 1}', type="TRIGGERED_V3", trigger={"type": "SESSION_CLOSED"})
+    document["variants"][0]["isControl"] = True  # a hold-out-only flow starts without a destination
     flow = await flows.live(client, document)
     response = await call(client, flows.call_body(flow["friendlyId"], email="a@b.c"))
     assert response.headers["x-innkeeper-flow-outcome"] == "not_found"

@@ -43,6 +43,8 @@ class CompiledFlow:
     variants: Mapping[str, CompiledVariant]
     variant_refs: tuple[str, ...]
     needs: frozenset[str]
+    # Triggered flows: variant ref → {"connectionRef", "headers"?} (§5.1).
+    destinations: Mapping[str, dict[str, Any]]
 
     def summary(self) -> dict[str, Any]:
         """The ``flow`` object of the template data model and condition globals."""
@@ -116,6 +118,11 @@ def compile_flow(ref: str, revision: int, document: Mapping[str, Any]) -> Compil
         variants=variants,
         variant_refs=tuple(variants),
         needs=frozenset(needs),
+        destinations={
+            str(variant.get("ref")): dict(variant["destination"])
+            for variant in document.get("variants") or []
+            if isinstance(variant.get("destination"), dict)
+        },
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ GOAL_TYPES = (
     "CUSTOM_CONVERSION",
     "CUSTOM",
 )
+TRIGGER_TYPES = ("SESSION_CLOSED", "ABANDONED_CART", "ORDER_CREATED", "GUEST_CREATED", "CUSTOM_EVENT")
+DEFAULT_COOLDOWN_HOURS = {"ABANDONED_CART": 24.0}
 FRIENDLY_ID = re.compile(r"^[a-z0-9_]+$")
 MAX_FRIENDLY_ID = 256
 # Fields the server owns: accepted on input (exports carry them) and overwritten.
@@ -261,3 +264,60 @@ def content_of(document: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in document.items()
         if key not in (*SERVER_FIELDS, "status", "archived", "modifiedByRef")
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The trigger of a TRIGGERED_V3 flow (``trigger`` object, or Sitecore's ``triggers[]`` mapped)."""
+
+    type: str
+    event_types: tuple[str, ...] = ()
+    logic: str | None = None
+    delay_minutes: float = 0.0
+    cooldown_hours: float = 0.0
+
+
+def trigger_of(document: Mapping[str, Any]) -> Trigger | None:
+    raw = document.get("trigger")
+    if not isinstance(raw, dict):
+        legacy = document.get("triggers")
+        if isinstance(legacy, list) and legacy and isinstance(legacy[0], dict):
+            name = str(legacy[0].get("name", "")).upper().replace(" ", "_")
+            raw = {"type": name}
+        else:
+            return None
+    kind = str(raw.get("type", "")).upper()
+    if kind not in TRIGGER_TYPES:
+        return None
+    cooldown = raw.get("cooldownHours", DEFAULT_COOLDOWN_HOURS.get(kind, 0.0))
+    logic = raw.get("logic")
+    return Trigger(
+        type=kind,
+        event_types=tuple(str(item).upper() for item in raw.get("eventTypes") or []),
+        logic=logic if isinstance(logic, str) and logic.strip() else None,
+        delay_minutes=float(raw.get("delayMinutes") or 0),
+        cooldown_hours=float(cooldown or 0),
+    )
+
+
+def validate_trigger(document: Mapping[str, Any]) -> list[str]:
+    """Problems with a triggered flow's trigger (checked at Start)."""
+    raw = document.get("trigger")
+    if raw is None and document.get("triggers"):
+        return [] if trigger_of(document) is not None else ["triggers: unknown trigger name"]
+    if not isinstance(raw, dict):
+        return ['trigger: a TRIGGERED_V3 flow needs {"type": "ABANDONED_CART" | "SESSION_CLOSED" | …}']
+    problems = []
+    if str(raw.get("type", "")).upper() not in TRIGGER_TYPES:
+        problems.append(f"trigger.type: must be one of {', '.join(TRIGGER_TYPES)}")
+    for key, low, high in (("delayMinutes", 0, 60 * 24 * 30), ("cooldownHours", 0, 24 * 365)):
+        value = raw.get(key)
+        if value is not None and (
+            not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high
+        ):
+            problems.append(f"trigger.{key}: must be a number between {low} and {high}")
+    if raw.get("type") == "CUSTOM_EVENT" and not raw.get("eventTypes"):
+        problems.append("trigger.eventTypes: a CUSTOM_EVENT trigger needs at least one event type")
+    if raw.get("logic") is not None and not isinstance(raw.get("logic"), str):
+        problems.append("trigger.logic: must be JavaScript source")
+    return problems

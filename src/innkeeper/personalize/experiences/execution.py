@@ -213,20 +213,35 @@ async def _current_session(session: AsyncSession, guest: _Guest, context: dict[s
     return session_dict(row, [])
 
 
-async def _evaluate(audience: Audience, context: ConditionContext) -> AudienceResult:
+async def evaluate(audience: Audience, context: ConditionContext) -> AudienceResult:
+    """Evaluate conditions; JavaScript runs in a worker thread so the event loop keeps serving."""
     if audience.uses_js:
         return await anyio.to_thread.run_sync(audience.evaluate, context)
     return audience.evaluate(context)
 
 
+_evaluate = evaluate
+
+
+def guest_key_of(guest_ref: str) -> str:
+    """The assignment key of a known guest (its ref)."""
+    return guest_ref
+
+
 async def _assignment(
     session: AsyncSession, flow: CompiledFlow, guest: _Guest, *, clock: Clock
 ) -> tuple[CompiledVariant | None, bool]:
+    return await assignment_for(session, flow, guest.key or new_ref(), transient=guest.transient, clock=clock)
+
+
+async def assignment_for(
+    session: AsyncSession, flow: CompiledFlow, key: str, *, transient: bool, clock: Clock
+) -> tuple[CompiledVariant | None, bool]:
+    """The guest's sticky variant (§7.2): the stored first decision, else a new one stored now."""
     if not flow.variants:
         return None, False
-    key = guest.key or new_ref()
     repo = AssignmentRepository(session)
-    if not guest.transient:
+    if not transient:
         existing = await repo.get(flow.ref, key)
         if existing is not None and (not existing.allocated or existing.variant_ref in flow.variants):
             return (flow.variants[existing.variant_ref] if existing.variant_ref else None), existing.allocated
@@ -234,7 +249,7 @@ async def _assignment(
             await repo.delete(existing)
             await session.flush()
     decision = assign(flow.traffic, flow_ref=flow.ref, guest_key=key, variant_refs=list(flow.variant_refs))
-    if not guest.transient:
+    if not transient:
         session.add(
             FlowAssignment(
                 flow_ref=flow.ref,

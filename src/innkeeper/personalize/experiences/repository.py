@@ -42,6 +42,10 @@ class FlowRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
+    async def live_of_type(self, flow_type: str) -> list[Flow]:
+        stmt = select(Flow).where(Flow.type == flow_type, Flow.status == "LIVE", Flow.archived.is_(False))
+        return list((await self.session.execute(stmt.order_by(Flow.friendly_id))).scalars())
+
     async def friendly_ids_like(self, base: str) -> set[str]:
         escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = select(Flow.friendly_id).where(Flow.friendly_id.like(escaped + "%", escape="\\"))

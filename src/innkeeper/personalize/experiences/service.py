@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.connections import service as connections
 from innkeeper.core import events
 from innkeeper.core.clock import Clock, iso
 from innkeeper.core.ids import new_ref
@@ -21,6 +22,7 @@ from innkeeper.personalize.experiences.definitions import (
     friendly_id_from,
     schedule_window,
     validate_document,
+    validate_trigger,
 )
 from innkeeper.personalize.experiences.errors import FlowConflict, FlowInvalid, FlowNotFound
 from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowRevision
@@ -208,6 +210,10 @@ async def start(session: AsyncSession, flow: Flow, *, clock: Clock) -> CompiledF
         compiled = compile_flow(flow.ref, flow.revision, flow.document)
     except ValueError as exc:
         raise FlowInvalid(list(exc.args[0])) from exc
+    if flow.type == "TRIGGERED_V3":
+        problems = validate_trigger(flow.document) + await _destination_problems(session, compiled)
+        if problems:
+            raise FlowInvalid(problems)
     now = clock.now()
     if flow.ends_at is not None and flow.ends_at <= now:
         raise FlowInvalid(["schedule.endDate: is in the past"])
@@ -219,6 +225,20 @@ async def start(session: AsyncSession, flow: Flow, *, clock: Clock) -> CompiledF
     flow.status = "SCHEDULED" if flow.starts_at is not None and flow.starts_at > now else "LIVE"
     CACHE.put(compiled)
     return compiled
+
+
+async def _destination_problems(session: AsyncSession, flow: CompiledFlow) -> list[str]:
+    """Every variant of a triggered flow but the control sends through an existing connection."""
+    problems = []
+    for index, variant in enumerate(flow.variants.values()):
+        if variant.is_control:
+            continue
+        ref = str((flow.destinations.get(variant.ref) or {}).get("connectionRef") or "")
+        if not ref:
+            problems.append(f'variants[{index}].destination: a triggered variant needs {{"connectionRef": "…"}}')
+        elif not await connections.connection_exists(session, ref):
+            problems.append(f"variants[{index}].destination.connectionRef: no connection {ref[:64]}")
+    return problems
 
 
 async def apply_schedules(session: AsyncSession, *, clock: Clock) -> int:

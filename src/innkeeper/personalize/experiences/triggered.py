@@ -1,0 +1,206 @@
+"""The personalize half of a triggered execution (§9.3 step 2): audience, variant, render, record.
+
+The triggers domain decides *whether* to run (cancellation, cool-down, logic) and delivers what
+this renders; this module runs the flow exactly like an interactive execution, with ``event`` and
+``entity`` in the data model and the trigger session as ``session``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.core.clock import Clock
+from innkeeper.core.ids import new_ref
+from innkeeper.guests.service import Guest
+from innkeeper.personalize.conditions import Audience, ConditionContext, compile_rules
+from innkeeper.personalize.experiences import service as flows
+from innkeeper.personalize.experiences.compiled import CompiledFlow, sandbox
+from innkeeper.personalize.experiences.context import guest_context, session_dict
+from innkeeper.personalize.experiences.execution import (
+    EMPTY,
+    assignment_for,
+    evaluate,
+    guest_key_of,
+)
+from innkeeper.personalize.experiences.models import Flow, FlowExecution
+from innkeeper.personalize.experiences.repository import FlowRepository
+from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
+from innkeeper.sessions import service as sessions
+
+_logic_cache: dict[str, Audience] = {}
+
+
+@dataclass(slots=True)
+class TriggeredRun:
+    """What a triggered execution produced."""
+
+    outcome: str
+    execution_ref: str
+    variant_ref: str | None = None
+    body: str | None = None
+    destination: dict[str, Any] | None = None
+    error: str | None = None
+
+
+async def live_triggered_flows(session: AsyncSession) -> list[Flow]:
+    return await FlowRepository(session).live_of_type("TRIGGERED_V3")
+
+
+async def recent_exposure(session: AsyncSession, flow_ref: str, guest_ref: str, *, since: datetime) -> bool:
+    """Did this guest get a variant or control of this flow since ``since`` (cool-down)?"""
+    stmt = (
+        select(FlowExecution.ref)
+        .where(
+            FlowExecution.flow_ref == flow_ref,
+            FlowExecution.guest_ref == guest_ref,
+            FlowExecution.outcome.in_(("variant", "control")),
+            FlowExecution.created_at >= since,
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def trigger_message(session: AsyncSession, trigger_type: str, message: dict[str, Any]) -> dict[str, Any]:
+    """``event.message``: the closed session as the guest context shows sessions, else the stored message."""
+    if trigger_type in ("SESSION_CLOSED", "ABANDONED_CART"):
+        row = await sessions.get_session(session, str(message.get("ref")))
+        if row is not None:
+            events = await sessions.events_of_sessions(session, [row.ref])
+            return session_dict(row, [_event(item) for item in events])
+    return dict(message)
+
+
+def _event(event: Any) -> dict[str, Any]:
+    return {
+        "ref": event.ref,
+        "type": event.type,
+        "channel": event.channel,
+        "pointOfSale": event.point_of_sale,
+        "createdAt": event.created_at,
+        "date": event.created_at,
+        "page": event.page,
+        "arbitraryData": {"page": event.page} if event.page else {},
+        "sessionData": {},
+    }
+
+
+async def run(
+    session: AsyncSession,
+    flow: Flow,
+    guest: Guest,
+    *,
+    trigger_type: str,
+    event_message: dict[str, Any],
+    occurred_at: datetime,
+    logic: str | None,
+    clock: Clock,
+    number_format: str = "number",
+) -> TriggeredRun:
+    """Run a LIVE triggered flow for a guest; always records one ``flow_executions`` row."""
+    started = time.perf_counter()
+    compiled = await flows.published(session, flow)
+    execution_ref = new_ref()
+    result = await _decide(
+        session, compiled, guest, trigger_type, event_message, occurred_at, logic, clock, number_format
+    )
+    result.execution_ref = execution_ref
+    session.add(
+        FlowExecution(
+            ref=execution_ref,
+            flow_ref=flow.ref,
+            flow_revision=compiled.revision,
+            variant_ref=result.variant_ref,
+            outcome=result.outcome,
+            guest_ref=guest.ref,
+            browser_ref=None,
+            session_ref=str(event_message.get("ref")) if trigger_type in ("SESSION_CLOSED", "ABANDONED_CART") else None,
+            channel=str(event_message.get("channel") or "WEB"),
+            point_of_sale=event_message.get("pointOfSale"),
+            friendly_id_requested=flow.friendly_id,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            error=result.error,
+            correlation_id=None,
+            created_at=clock.now(),
+        )
+    )
+    return result
+
+
+async def _decide(
+    session: AsyncSession,
+    flow: CompiledFlow,
+    guest: Guest,
+    trigger_type: str,
+    message: dict[str, Any],
+    occurred_at: datetime,
+    logic: str | None,
+    clock: Clock,
+    number_format: str,
+) -> TriggeredRun:
+    context = await guest_context(session, guest, needs={"sessions", "orders"})
+    event = {"type": trigger_type, "createdAt": occurred_at, "message": message}
+    request: dict[str, Any] = {
+        "channel": message.get("channel") or "WEB",
+        "pointOfSale": message.get("pointOfSale"),
+        "params": {},
+    }
+    condition_context = ConditionContext(
+        guest=context,
+        request=request,
+        now=clock.now(),
+        session=message if trigger_type in ("SESSION_CLOSED", "ABANDONED_CART") else None,
+        event=event,
+        flow=flow.summary(),
+    )
+    try:
+        if logic:
+            compiled_logic = _logic_cache.get(logic)
+            if compiled_logic is None:
+                compiled_logic = compile_rules([{"id": "logic", "ruleData": {"expression": logic}}], sandbox=sandbox())
+                _logic_cache[logic] = compiled_logic
+            if not (await evaluate(compiled_logic, condition_context)).passed:
+                return TriggeredRun("logic_false", "")
+        audience = await evaluate(flow.audience, condition_context)
+        if not audience.passed:
+            return TriggeredRun("not_in_audience", "")
+        variant, allocated = await assignment_for(session, flow, guest_key_of(guest.ref), transient=False, clock=clock)
+        if not allocated or variant is None:
+            return TriggeredRun("not_allocated", "")
+        filter_value, filters = audience.filter, dict(audience.filters)
+        if variant.rules is not None:
+            rules = await evaluate(variant.rules, condition_context)
+            if not rules.passed:
+                return TriggeredRun("not_in_audience", "", variant_ref=variant.ref)
+            filters.update(rules.filters)
+            filter_value = rules.filter if rules.filter is not None else filter_value
+        if variant.is_control:
+            return TriggeredRun("control", "", variant_ref=variant.ref)
+        model = {
+            "guest": context,
+            "event": event,
+            "entity": message,
+            "session": condition_context.session,
+            "request": request,
+            "context": request,
+            "flow": flow.summary(),
+            "variant": {"ref": variant.ref, "name": variant.name, "isControl": variant.is_control},
+            "filter": filter_value,
+            "filters": filters,
+            "getDecisionModelResultNode": FtlFunction(lambda name: None),
+        }
+        body = variant.template.render(model, now=clock.now(), number_format=number_format)
+        destination = flow.destinations.get(variant.ref)
+        return TriggeredRun("variant", "", variant_ref=variant.ref, body=body.strip() or EMPTY, destination=destination)
+    except TemplateError as exc:
+        return TriggeredRun("error", "", error=f"TEMPLATE_ERROR: {exc.message}"[:500])
+
+
+def cooldown_start(now: datetime, hours: float) -> datetime:
+    return now - timedelta(hours=hours)
