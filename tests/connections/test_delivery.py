@@ -21,7 +21,8 @@ from tests.connections.servers import (
     http_receiver,
     smtp_server,
 )
-from tests.connections.test_api import create, smtp_document, webhook_document
+from tests.connections.test_api import create
+from tests.factories.connections import smtp_document, webhook_document
 from tests.support.clock import FrozenClock
 
 Auth = tuple[str, str]

@@ -18,7 +18,8 @@ from innkeeper.connections.secrets import MASK, SecretBox, load_or_create_key
 from innkeeper.connections.service import Outbound, RenderedRequest, deliver
 from innkeeper.core.db import in_transaction
 from innkeeper.core.runtime import Runtime
-from tests.connections.test_api import create, smtp_document
+from tests.connections.test_api import create
+from tests.factories.connections import smtp_document
 from tests.support.clock import FrozenClock
 
 
