@@ -39,6 +39,7 @@ from innkeeper.sessions.api import router as sessions_router
 from innkeeper.stream.api import routes as stream_routes
 from innkeeper.tenant import service as tenant
 from innkeeper.tenant.api import router as tenant_router
+from innkeeper.triggers.api import reports_router
 from innkeeper.triggers.api import router as triggers_router
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(batch_router)
     app.include_router(flows_router)
     app.include_router(triggers_router)
+    app.include_router(reports_router)
     app.include_router(connections_router)
     _error_handlers(app)
     install_openapi(app)

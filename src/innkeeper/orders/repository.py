@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +42,16 @@ class OrderRepository:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def of_guests_between(self, guest_refs: list[str], start: datetime, end: datetime) -> list[Order]:
+        if not guest_refs:
+            return []
+        stmt = (
+            select(Order)
+            .where(Order.guest_ref.in_(guest_refs), Order.ordered_at > start, Order.ordered_at <= end)
+            .order_by(Order.ordered_at, Order.ref)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def move_guest(self, from_guest: str, to_guest: str) -> None:

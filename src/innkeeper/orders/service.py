@@ -466,3 +466,14 @@ async def items_of_orders(session: AsyncSession, order_refs: list[str]) -> list[
 async def orders_of_sessions(session: AsyncSession, session_refs: list[str]) -> list[Order]:
     """Orders placed in these sessions (experiment goal attribution)."""
     return await OrderRepository(session).of_sessions(session_refs)
+
+
+async def orders_of_guests_between(
+    session: AsyncSession, guest_refs: list[str], start: datetime, end: datetime
+) -> list[Order]:
+    """Orders of these guests placed in ``(start, end]``, oldest first (attribution windows)."""
+    refs = list(dict.fromkeys(guest_refs))
+    found: list[Order] = []
+    for index in range(0, len(refs), 500):
+        found.extend(await OrderRepository(session).of_guests_between(refs[index : index + 500], start, end))
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.sessions.models import Event, Session
@@ -16,6 +16,28 @@ class SessionRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def abandonment(
+        self, start: datetime, end: datetime, *, pos: str | None, channel: str | None
+    ) -> tuple[int, float, int, int]:
+        """(abandoned sessions, abandoned revenue, sessions with an ADD, closed sessions) closed in [start, end)."""
+        stmt = select(
+            func.count().filter(Session.cart_type == "ABANDONED"),
+            func.coalesce(func.sum(Session.abandoned_revenue).filter(Session.cart_type == "ABANDONED"), 0.0),
+            func.count().filter(Session.num_adds > 0),
+            func.count(),
+        ).where(
+            Session.status == "CLOSED",
+            Session.origin.is_(None),
+            Session.ended_at >= start,
+            Session.ended_at < end,
+        )
+        if pos:
+            stmt = stmt.where(Session.point_of_sale == pos)
+        if channel:
+            stmt = stmt.where(Session.channel == channel)
+        abandoned, revenue, with_adds, closed = (await self.session.execute(stmt)).one()
+        return int(abandoned), float(revenue or 0.0), int(with_adds), int(closed)
 
     async def get(self, ref: str) -> Session | None:
         return await self.session.get(Session, ref)

@@ -413,3 +413,10 @@ async def event_rows_of_sessions(session: AsyncSession, session_refs: list[str],
 async def get_session(session: AsyncSession, ref: str) -> Session | None:
     """One session by ref (None when unknown)."""
     return await SessionRepository(session).get(ref)
+
+
+async def abandonment(
+    session: AsyncSession, start: datetime, end: datetime, *, pos: str | None = None, channel: str | None = None
+) -> tuple[int, float, int, int]:
+    """Abandoned sessions, abandoned revenue, sessions with an ADD and closed sessions in a period (§10.4)."""
+    return await SessionRepository(session).abandonment(start, end, pos=pos, channel=channel)

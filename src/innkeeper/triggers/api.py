@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -10,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.clock import iso
 from innkeeper.core.db import in_transaction
-from innkeeper.core.errors import NotFound
+from innkeeper.core.errors import Invalid, NotFound
+from innkeeper.core.timeparse import parse_iso
 from innkeeper.http.auth import require, runtime_of
 from innkeeper.http.pagination import collection, collection_href
 from innkeeper.http.responses import json_response
 from innkeeper.http.schemas import error_responses
-from innkeeper.triggers import service
+from innkeeper.personalize.experiences import service as flows
+from innkeeper.triggers import reports, service
 from innkeeper.triggers.models import Delivery, EmailSuppression
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(require("admin"))])
@@ -128,3 +131,53 @@ async def remove_suppression(request: Request, email: str) -> Response:
     if not await in_transaction(runtime.sessions, work):
         raise NotFound("Not Found", developer_message="that address is not suppressed")
     return Response(status_code=204)
+
+
+reports_router = APIRouter(prefix="/innkeeper/v1/reports", tags=["reports"], dependencies=[Depends(require("ro"))])
+
+
+def _window(runtime_now: datetime, start: str | None, end: str | None, days: int) -> tuple[datetime, datetime]:
+    until = _parse(end, "to") if end else runtime_now
+    since = _parse(start, "from") if start else until - timedelta(days=days)
+    if since >= until:
+        raise Invalid("Bad Request", developer_message="from: must be before to")
+    return since, until
+
+
+def _parse(value: str, name: str) -> datetime:
+    parsed = parse_iso(value)
+    if parsed is None:
+        raise Invalid("Bad Request", developer_message=f"{name}: must be an ISO 8601 date or date-time")
+    return parsed
+
+
+@reports_router.get("/abandonment", responses=error_responses(400, 401))
+async def abandonment_report(
+    request: Request,
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601; default 30 days before `to`")] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
+    point_of_sale: Annotated[str | None, Query(alias="pointOfSale", max_length=100)] = None,
+    channel: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Abandoned sessions and revenue, reminders sent, recovered revenue (7-day window) and the previous period."""
+    runtime = runtime_of(request)
+    since, until = _window(runtime.clock.now(), start, end, 30)
+    async with runtime.sessions() as session:
+        report = await reports.abandonment(session, start=since, end=until, pos=point_of_sale, channel=channel)
+    return {**report, "from": iso(since), "to": iso(until)}
+
+
+@reports_router.get("/triggered/{flow_ref}", responses=error_responses(400, 401, 404))
+async def triggered_goals(
+    request: Request,
+    flow_ref: str,
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601; default 7 days before `to`")] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
+) -> dict[str, Any]:
+    """Conversions, revenue and AOV per variant (and control) in the 1h/3h/1d/3d/7d windows, with delivery counts."""
+    runtime = runtime_of(request)
+    since, until = _window(runtime.clock.now(), start, end, 7)
+    async with runtime.sessions() as session:
+        flow = await flows.get_flow(session, flow_ref)
+        report = await reports.triggered_goals(session, flow.ref, start=since, end=until)
+    return {**report, "from": iso(since), "to": iso(until)}

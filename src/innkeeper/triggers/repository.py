@@ -82,6 +82,25 @@ class TriggerRepository:
         stmt = stmt.order_by(Delivery.created_at.desc(), Delivery.ref).offset(offset).limit(limit)
         return list((await self.session.execute(stmt)).scalars()), int((await self.session.execute(count)).scalar_one())
 
+    async def delivery_counts(self, flow_refs: list[str], *, start: datetime, end: datetime) -> dict[str, int]:
+        stmt = (
+            select(Delivery.status, func.count())
+            .where(Delivery.flow_ref.in_(flow_refs), Delivery.created_at >= start, Delivery.created_at < end)
+            .group_by(Delivery.status)
+        )
+        return {str(status): int(n) for status, n in (await self.session.execute(stmt)).all()}
+
+    async def sent_execution_refs(self, flow_refs: list[str], *, start: datetime, end: datetime) -> set[str]:
+        if not flow_refs:
+            return set()
+        stmt = select(Delivery.execution_ref).where(
+            Delivery.flow_ref.in_(flow_refs),
+            Delivery.status == "SENT",
+            Delivery.created_at >= start,
+            Delivery.created_at < end,
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
     async def suppressed(self, email: str) -> bool:
         return await self.session.get(EmailSuppression, email.strip().lower()) is not None
 

@@ -42,6 +42,10 @@ class FlowRepository:
         )
         return list((await self.session.execute(stmt)).scalars())
 
+    async def of_type(self, flow_type: str) -> list[Flow]:
+        stmt = select(Flow).where(Flow.type == flow_type).order_by(Flow.friendly_id)
+        return list((await self.session.execute(stmt)).scalars())
+
     async def live_of_type(self, flow_type: str) -> list[Flow]:
         stmt = select(Flow).where(Flow.type == flow_type, Flow.status == "LIVE", Flow.archived.is_(False))
         return list((await self.session.execute(stmt.order_by(Flow.friendly_id))).scalars())
@@ -112,6 +116,25 @@ class ExecutionRepository:
     ) -> Sequence[tuple[str, str | None, str | None, str | None, datetime]]:
         """Eligible guests left outside the allocation (the implicit control of experiences, §7.3)."""
         return await self._rows(flow_ref, ("not_allocated",), start=start, end=end)
+
+    async def of_flows(
+        self, flow_refs: Sequence[str], outcomes: Sequence[str], *, start: datetime, end: datetime
+    ) -> list[FlowExecution]:
+        """Executions of these flows with these outcomes in [start, end), oldest first."""
+        if not flow_refs:
+            return []
+        stmt = (
+            select(FlowExecution)
+            .where(
+                FlowExecution.flow_ref.in_(list(flow_refs)),
+                FlowExecution.outcome.in_(list(outcomes)),
+                FlowExecution.guest_ref.is_not(None),
+                FlowExecution.created_at >= start,
+                FlowExecution.created_at < end,
+            )
+            .order_by(FlowExecution.created_at, FlowExecution.ref)
+        )
+        return list((await self.session.execute(stmt)).scalars())
 
     async def _rows(
         self, flow_ref: str, outcomes: Sequence[str], *, start: datetime | None, end: datetime | None

@@ -29,7 +29,7 @@ from innkeeper.personalize.experiences.execution import (
     guest_key_of,
 )
 from innkeeper.personalize.experiences.models import Flow, FlowExecution
-from innkeeper.personalize.experiences.repository import FlowRepository
+from innkeeper.personalize.experiences.repository import ExecutionRepository, FlowRepository
 from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
 from innkeeper.sessions import service as sessions
 
@@ -204,3 +204,15 @@ async def _decide(
 
 def cooldown_start(now: datetime, hours: float) -> datetime:
     return now - timedelta(hours=hours)
+
+
+async def executions(
+    session: AsyncSession, flow_refs: list[str], *, start: datetime, end: datetime
+) -> list[FlowExecution]:
+    """Variant and control executions of triggered flows in a period (attribution, §7.6)."""
+    return await ExecutionRepository(session).of_flows(flow_refs, ("variant", "control"), start=start, end=end)
+
+
+async def triggered_flows(session: AsyncSession) -> list[Flow]:
+    """Every triggered flow, live or not (reports cover completed flows too)."""
+    return await FlowRepository(session).of_type("TRIGGERED_V3")
