@@ -248,3 +248,22 @@ async def test_anonymous_guests_and_browsed_sessions_do_not_trigger(
     await work(runtime, outbound)
     assert await jobs(runtime) == []
     assert smtp.messages == []
+
+
+async def test_the_sweeper_closing_an_idle_session_triggers_the_reminder(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock, smtp: SmtpServer, outbound: connections.Outbound
+) -> None:
+    from innkeeper.worker import sweep_once
+
+    ref = await connection(client, smtp.port)
+    await reminder_flow(client, ref, delay=0)
+    browser = await create_browser(client)
+    identity = [{"provider": "email", "id": "idle@example.com"}]
+    await post_event(client, event(browser["ref"], "IDENTITY", email="idle@example.com", identifiers=identity))
+    await post_event(client, event(browser["ref"], "ADD", product=product("SKU-1", price=12.0)))
+    await work(runtime, outbound)
+    assert smtp.messages == []  # the session is still open
+    clock.advance(minutes=21)  # past the point of sale's 20-minute timeout
+    assert await sweep_once(runtime) == 1
+    await work(runtime, outbound)
+    assert [message.rcpt_tos for message in smtp.messages] == [["idle@example.com"]]

@@ -67,6 +67,10 @@ class Settings:
     personalize_context_sessions: int = _setting(
         50, "Most recent sessions of a guest given to templates and conditions (each with at most 200 events)."
     )
+    delivery_lease_seconds: float = _setting(
+        120.0,
+        "How long a worker holds a trigger job or a delivery it is sending; a dead worker's work resumes after it.",
+    )
     ftl_number_format: str = _setting(
         "number", "How FreeMarker prints ${n}: number (en_US grouping, as Sitecore) or computer (like ?c)."
     )
@@ -114,7 +118,7 @@ def _convert(name: str, raw: str) -> object:
         return int(raw)
     if name in ("batch_max_size", "batch_chunk_lines"):
         return int(raw)
-    if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds"):
+    if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds", "delivery_lease_seconds"):
         return float(raw)
     if name == "personalize_context_sessions":
         return int(raw)

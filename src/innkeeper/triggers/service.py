@@ -212,14 +212,16 @@ def new_delivery(
     )
 
 
-async def lease_deliveries(session: AsyncSession, *, clock: Clock, limit: int = 20) -> list[Delivery]:
+async def lease_deliveries(
+    session: AsyncSession, *, clock: Clock, lease: timedelta = LEASE, limit: int = 20
+) -> list[Delivery]:
     """Take due deliveries for this worker: SENDING with a lease, committed by the caller before sending."""
     now = clock.now()
     rows = await TriggerRepository(session).lease_deliveries(now, limit)
     for row in rows:
         row.status = "SENDING"
         row.attempts += 1
-        row.lease_until = now + LEASE
+        row.lease_until = now + lease
     return rows
 
 

@@ -35,7 +35,7 @@ async def run_jobs_once(runtime: Runtime, *, limit: int = 200) -> int:
         async def take(session: AsyncSession) -> list[str]:
             rows = await TriggerRepository(session).lease_jobs(runtime.clock.now(), JOB_BATCH)
             for row in rows:
-                row.lease_until = runtime.clock.now() + timedelta(minutes=5)
+                row.lease_until = runtime.clock.now() + timedelta(seconds=runtime.settings.delivery_lease_seconds)
                 row.attempts += 1
             return [row.ref for row in rows]
 
@@ -168,7 +168,8 @@ async def deliver_once(runtime: Runtime, outbound: connections.Outbound, *, limi
     while done < limit:
 
         async def lease(session: AsyncSession) -> list[tuple[str, str, str, list[object], str, int]]:
-            rows = await service.lease_deliveries(session, clock=runtime.clock)
+            lease = timedelta(seconds=runtime.settings.delivery_lease_seconds)
+            rows = await service.lease_deliveries(session, clock=runtime.clock, lease=lease)
             return [
                 (r.ref, r.connection_ref, r.body, list(r.headers or []), r.idempotency_key, r.attempts) for r in rows
             ]
