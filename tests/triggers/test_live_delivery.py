@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -302,60 +302,96 @@ def test_two_workers_at_once_send_each_reminder_once(db_url: str, tmp_path: Path
     ]
 
 
-# --- in-process: a send longer than the lease --------------------------------------------------------
+# --- in-process: a send longer than the lease ------------------------------------------------------------
 
 
 @dataclass
 class Receiver:
-    """A webhook receiver; with ``on_first`` its first answer takes 3 minutes, longer than the delivery lease,
-    and ``on_first`` runs meanwhile (another worker's tick)."""
+    """A webhook receiver whose first answer takes ``first_delay`` seconds of real time."""
 
-    clock: FrozenClock
-    on_first: Callable[[], Awaitable[object]] | None = None
+    first_delay: float = 0.0
     keys: list[str] = field(default_factory=list)
 
     async def send(self, request: WebhookRequest) -> DeliveryResult:
         self.keys.append(dict(request.headers)["Idempotency-Key"])
-        if self.on_first is not None and len(self.keys) == 1:
-            self.clock.advance(minutes=3)  # e.g. socketTimeout 300000 and a receiver answering after 3 minutes
-            await self.on_first()
+        if len(self.keys) == 1 and self.first_delay:
+            await asyncio.sleep(self.first_delay)
         return sent(status_code=200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triggers: LEASE (2 min) is shorter than one send may take (socketTimeout up to 300 s) and deliver_once "
-    "leases 20 rows before sending them one after the other; an expired SENDING lease is taken and sent again",
-)
-async def test_a_send_longer_than_the_lease_is_not_sent_twice(
-    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock, settings: Settings
-) -> None:
-    hook = {
-        "name": "Hook",
-        "kind": "WEBHOOK",
-        "request": {"requestType": "POST", "connectionUrl": "http://hook.test/"},
-        "socketTimeout": 300_000,
-    }
-    created = await client.post("/v2/connections", json=hook, auth=AUTH)
-    assert created.status_code == 201, created.text
-    variant = flows.variant("hook", '{"guest": "${guest.ref}"}')
-    variant["destination"] = {"connectionRef": created.json()["ref"]}
-    document = flows.experience(
-        "On close", "{}", type="TRIGGERED_V3", trigger={"type": "SESSION_CLOSED"}, variants=[variant]
-    )
-    await flows.live(client, document)
-    for _ in range(3):
-        browser = await create_browser(client)
-        await post_event(client, event(browser["ref"], "FORCE_CLOSE"))
-    await tasks.run_jobs_once(runtime)
+class TestSendLongerThanTheLease:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        from dataclasses import replace
 
-    other_worker = connections.Outbound.from_settings(settings, clock=clock)
-    first_worker = connections.Outbound.from_settings(settings, clock=clock)
-    other = Receiver(clock)
-    first = Receiver(clock, on_first=lambda: tasks.deliver_once(runtime, other_worker))
-    other_worker._webhook = other
-    first_worker._webhook = first
-    await tasks.deliver_once(runtime, first_worker)
+        return replace(settings, delivery_lease_seconds=SHORT_LEASE_S)
 
-    assert len(first.keys) == len(set(first.keys)) == 3
-    assert other.keys == []  # nothing the first worker holds is sent again by the other one
+    async def _three_deliveries(self, client: httpx.AsyncClient, runtime: Runtime) -> None:
+        hook = {
+            "name": "Hook",
+            "kind": "WEBHOOK",
+            "request": {"requestType": "POST", "connectionUrl": "http://hook.test/"},
+            "socketTimeout": 300_000,
+        }
+        created = await client.post("/v2/connections", json=hook, auth=AUTH)
+        assert created.status_code == 201, created.text
+        variant = flows.variant("hook", '{"guest": "${guest.ref}"}')
+        variant["destination"] = {"connectionRef": created.json()["ref"]}
+        document = flows.experience(
+            "On close", "{}", type="TRIGGERED_V3", trigger={"type": "SESSION_CLOSED"}, variants=[variant]
+        )
+        await flows.live(client, document)
+        for _ in range(3):
+            browser = await create_browser(client)
+            await post_event(client, event(browser["ref"], "FORCE_CLOSE"))
+        await tasks.run_jobs_once(runtime)
+
+    async def test_a_send_is_cut_off_before_its_lease_ends_and_nothing_is_sent_twice(
+        self, client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock, settings: Settings
+    ) -> None:
+        await self._three_deliveries(client, runtime)
+        slow, fast = Receiver(first_delay=SHORT_LEASE_S * 2), Receiver()
+        first_worker = connections.Outbound.from_settings(settings, clock=clock)
+        other_worker = connections.Outbound.from_settings(settings, clock=clock)
+        first_worker._webhook = slow
+        other_worker._webhook = fast
+        await asyncio.gather(tasks.deliver_once(runtime, first_worker), tasks.deliver_once(runtime, other_worker))
+        everything = slow.keys + fast.keys
+        assert len(everything) == len(set(everything)) == 3  # every delivery attempted once, by one worker
+        rows = (await client.get("/admin/v1/deliveries", auth=AUTH)).json()["items"]
+        states = sorted((row["status"], row["attempts"]) for row in rows)
+        assert states == [("RETRYING", 1), ("SENT", 1), ("SENT", 1)]
+        [cut] = [row for row in rows if row["status"] == "RETRYING"]
+        assert cut["ref"] == slow.keys[0] and "lease" in cut["lastError"]
+
+    async def test_a_late_result_of_a_lost_lease_is_ignored(
+        self, client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+    ) -> None:
+        from datetime import timedelta
+
+        from innkeeper.triggers import service
+
+        await self._three_deliveries(client, runtime)
+        async with runtime.sessions() as session:
+            [mine] = await service.lease_deliveries(session, clock=clock, lease=timedelta(seconds=2), limit=1)
+            await session.commit()
+            ref, attempt = mine.ref, mine.attempts
+        clock.advance(seconds=3)  # the lease ran out; another worker takes the row
+        async with runtime.sessions() as session:
+            theirs = await service.lease_deliveries(session, clock=clock, lease=timedelta(seconds=2), limit=3)
+            await session.commit()
+            assert ref in [row.ref for row in theirs]
+        async with runtime.sessions() as session:
+            row = await service.record_attempt(
+                session,
+                ref,
+                attempt=attempt,
+                outcome="sent",
+                reason=None,
+                status_code=200,
+                excerpt=None,
+                retry_after=None,
+                clock=clock,
+            )
+            await session.commit()
+            assert row is not None and (row.status, row.attempts) == ("SENDING", 2)

@@ -229,6 +229,7 @@ async def record_attempt(
     session: AsyncSession,
     ref: str,
     *,
+    attempt: int,
     outcome: str,
     reason: str | None,
     status_code: int | None,
@@ -238,7 +239,8 @@ async def record_attempt(
 ) -> Delivery | None:
     """Store how an attempt ended: SENT, RETRYING with back-off, FAILED (dead letter) or SKIPPED."""
     row = await TriggerRepository(session).delivery(ref, for_update=True)
-    if row is None or row.status in ("SENT", "FAILED", "SKIPPED"):
+    if row is None or row.status != "SENDING" or row.attempts != attempt:
+        # Another worker took this delivery after our lease ran out; its result is the one that counts.
         return row
     now = clock.now()
     row.lease_until = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -9,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.connections import service as connections
+from innkeeper.core.clock import Clock
 from innkeeper.core.db import in_transaction
 from innkeeper.core.runtime import Runtime
 from innkeeper.guests import service as guests
@@ -95,6 +98,8 @@ async def run_job(session: AsyncSession, runtime: Runtime, job: TriggerJob) -> s
         since = clock.now() - timedelta(hours=trigger.cooldown_hours)
         if await triggered.recent_exposure(session, flow.ref, guest.ref, since=since):
             return "cooldown"
+    if _opted_out(await guests.extensions_of(session, guest.ref)) and await _sends_email(session, flow.document):
+        return "opted_out"
     message = await triggered.trigger_message(session, job.trigger_type, job.message)
     result = await triggered.run(
         session,
@@ -115,11 +120,10 @@ async def run_job(session: AsyncSession, runtime: Runtime, job: TriggerJob) -> s
         return "no_destination"
     kind = await connections.kind_of(session, connection_ref)
     recipients = service.recipients_of(result.body) if kind == "SMTP_EMAIL" else []
-    if kind == "SMTP_EMAIL":
-        if _opted_out(await guests.extensions_of(session, guest.ref)):
-            return "opted_out"
-        if await service.is_suppressed(session, recipients):
-            return "suppressed"
+    if kind == "SMTP_EMAIL" and await service.is_suppressed(session, recipients):
+        # Nothing is sent: the execution must not count as an exposure (results, cool-down, attribution).
+        await triggered.set_outcome(session, result.execution_ref, "suppressed")
+        return "suppressed"
     recipient = ",".join(sorted(recipients)) or None
     key = f"{flow.ref}:{job.trigger_type}:{job.entity_ref}:{recipient or '-'}"
     repo = TriggerRepository(session)
@@ -144,6 +148,19 @@ async def run_job(session: AsyncSession, runtime: Runtime, job: TriggerJob) -> s
     return "variant"
 
 
+async def _sends_email(session: AsyncSession, document: dict[str, object]) -> bool:
+    """Any variant of the flow sends through an SMTP_EMAIL connection (consent applies to email only)."""
+    for variant in document.get("variants") or []:  # type: ignore[attr-defined]
+        destination = variant.get("destination") if isinstance(variant, dict) else None
+        if (
+            isinstance(destination, dict)
+            and destination.get("connectionRef")
+            and await connections.kind_of(session, str(destination["connectionRef"])) == "SMTP_EMAIL"
+        ):
+            return True
+    return False
+
+
 async def _converted_since(session: AsyncSession, guest_ref: str, job: TriggerJob) -> bool:
     """The guest ordered after the cart was abandoned: the reminder is cancelled."""
     for order in await orders.orders_for_guest(session, guest_ref, limit=20):
@@ -163,44 +180,54 @@ def _opted_out(extensions: Sequence[object]) -> bool:
 
 
 async def deliver_once(runtime: Runtime, outbound: connections.Outbound, *, limit: int = 100) -> int:
-    """Send due deliveries: lease (commit), send outside any transaction, record the result."""
+    """Send due deliveries one at a time: lease it (commit), send outside any transaction within the
+    lease, record the result only if this worker still holds that attempt."""
+    lease_seconds = runtime.settings.delivery_lease_seconds
+    # A send must end before its lease does, or another worker could take the row and send it too.
+    budget = max(lease_seconds - max(5.0, lease_seconds * 0.1), lease_seconds / 2)
     done = 0
     while done < limit:
 
-        async def lease(session: AsyncSession) -> list[tuple[str, str, str, list[object], str, int]]:
-            lease = timedelta(seconds=runtime.settings.delivery_lease_seconds)
-            rows = await service.lease_deliveries(session, clock=runtime.clock, lease=lease)
-            return [
-                (r.ref, r.connection_ref, r.body, list(r.headers or []), r.idempotency_key, r.attempts) for r in rows
-            ]
-
-        batch = await in_transaction(runtime.sessions, lease)
-        if not batch:
-            return done
-        for ref, connection_ref, body, headers, _key, attempt in batch:
-            rendered = connections.RenderedRequest(
-                body=body,
-                headers={str(h.get("name")): str(h.get("value")) for h in headers if isinstance(h, dict)},
-                idempotency_key=ref,
-                attempt=attempt,
+        async def take(session: AsyncSession) -> tuple[str, str, str, list[object], int] | None:
+            rows = await service.lease_deliveries(
+                session, clock=runtime.clock, lease=timedelta(seconds=lease_seconds), limit=1
             )
-            result = await connections.deliver(runtime.sessions, connection_ref, rendered, outbound=outbound)
+            return next(((r.ref, r.connection_ref, r.body, list(r.headers or []), r.attempts) for r in rows), None)
 
-            async def record(
-                session: AsyncSession, ref: str = ref, result: connections.DeliveryResult = result
-            ) -> None:
-                await service.record_attempt(
-                    session,
-                    ref,
-                    outcome=result.outcome,
-                    reason=result.reason,
-                    status_code=result.status_code,
-                    excerpt=result.response_excerpt,
-                    retry_after=result.retry_after,
-                    clock=runtime.clock,
-                )
+        leased = await in_transaction(runtime.sessions, take)
+        if leased is None:
+            return done
+        ref, connection_ref, body, headers, attempt = leased
+        rendered = connections.RenderedRequest(
+            body=body,
+            headers={str(h.get("name")): str(h.get("value")) for h in headers if isinstance(h, dict)},
+            idempotency_key=ref,
+            attempt=attempt,
+        )
+        try:
+            async with asyncio.timeout(budget):
+                result = await connections.deliver(runtime.sessions, connection_ref, rendered, outbound=outbound)
+        except TimeoutError:
+            result = connections.DeliveryResult("retryable", "the send did not finish within the delivery lease")
 
-            await in_transaction(runtime.sessions, record)
-            log.info("delivery %s: %s (%s)", ref, result.outcome, result.reason or "ok")
-            done += 1
+        record = functools.partial(_record, ref=ref, attempt=attempt, result=result, clock=runtime.clock)
+        await in_transaction(runtime.sessions, record)
+        log.info("delivery %s: %s (%s)", ref, result.outcome, result.reason or "ok")
+        done += 1
     return done
+
+
+async def _record(
+    session: AsyncSession, *, ref: str, attempt: int, result: connections.DeliveryResult, clock: Clock
+) -> None:
+    await service.record_attempt(
+        session,
+        ref,
+        attempt=attempt,
+        outcome=result.outcome,
+        reason=result.reason,
+        status_code=result.status_code,
+        excerpt=result.response_excerpt,
+        retry_after=result.retry_after,
+        clock=clock,
+    )

@@ -167,6 +167,11 @@ class ExecutionRepository:
         stmt = stmt.group_by(FlowExecution.outcome)
         return {str(outcome): int(n) for outcome, n in (await self.session.execute(stmt)).all()}
 
+    async def set_outcome(self, ref: str, outcome: str) -> None:
+        row = await self.session.get(FlowExecution, ref)
+        if row is not None:
+            row.outcome = outcome
+
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
         rows = await self.session.execute(select(FlowExecution).where(FlowExecution.guest_ref == from_guest))
         for row in rows.scalars():

@@ -216,3 +216,8 @@ async def executions(
 async def triggered_flows(session: AsyncSession) -> list[Flow]:
     """Every triggered flow, live or not (reports cover completed flows too)."""
     return await FlowRepository(session).of_type("TRIGGERED_V3")
+
+
+async def set_outcome(session: AsyncSession, execution_ref: str, outcome: str) -> None:
+    """Correct the outcome of an execution recorded in this transaction (e.g. a suppressed recipient)."""
+    await ExecutionRepository(session).set_outcome(execution_ref, outcome)
