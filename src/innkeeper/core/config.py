@@ -71,6 +71,9 @@ class Settings:
         120.0,
         "How long a worker holds a trigger job or a delivery it is sending; a dead worker's work resumes after it.",
     )
+    personalize_budget_ms: int = _setting(
+        1500, "Time budget of one flow execution; beyond it callFlows fails open (200 {}, outcome error)."
+    )
     ftl_number_format: str = _setting(
         "number", "How FreeMarker prints ${n}: number (en_US grouping, as Sitecore) or computer (like ?c)."
     )
@@ -120,7 +123,7 @@ def _convert(name: str, raw: str) -> object:
         return int(raw)
     if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds", "delivery_lease_seconds"):
         return float(raw)
-    if name == "personalize_context_sessions":
+    if name in ("personalize_context_sessions", "personalize_budget_ms"):
         return int(raw)
     if name in ("batch_log_info", "personalize_strict_not_found"):
         return raw.strip().lower() in ("1", "true", "yes", "on")

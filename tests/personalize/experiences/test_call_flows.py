@@ -502,3 +502,29 @@ async def test_concurrent_first_calls_agree_on_one_assignment(client: httpx.Asyn
         rows = (await session.execute(select(FlowAssignment))).scalars().all()
     assert len(rows) == 1
     assert len(await executions(runtime)) == 8
+
+
+class TestTimeBudget:
+    @pytest.fixture
+    def settings(self, settings: Any) -> Any:
+        from dataclasses import replace
+
+        return replace(settings, personalize_budget_ms=0)
+
+    async def test_a_run_over_its_budget_fails_open_and_keeps_its_execution_row(
+        self, client: httpx.AsyncClient, runtime: Runtime
+    ) -> None:
+        document = flows.experiment(
+            "Slow", {"a": '{"v": "a"}', "b": '{"v": "b"}'}, control="a", splits={"a": 50, "b": 50}
+        )
+        flow = await flows.live(client, document)
+        browser = await create_browser(client)
+        for _ in range(2):  # the rolled-back transaction leaves the server healthy
+            response = await call(client, flows.call_body(flow["friendlyId"], browserId=browser["ref"]))
+            assert (response.status_code, response.json()) == (200, {})
+            assert response.headers["x-innkeeper-flow-outcome"] == "error"
+            assert response.headers["x-innkeeper-error"] == "TIME_BUDGET"
+        rows = await executions(runtime)
+        assert [(row.outcome, row.error, row.flow_ref) for row in rows] == [("error", "TIME_BUDGET", flow["ref"])] * 2
+        async with runtime.sessions() as session:
+            assert (await session.execute(select(FlowAssignment))).first() is None  # rolled back with the run

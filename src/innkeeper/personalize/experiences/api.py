@@ -137,6 +137,7 @@ async def _call(request: StarletteRequest, *, cloud: bool, flow_ref: str | None 
             number_format=runtime.settings.ftl_number_format,
             context_sessions=runtime.settings.personalize_context_sessions,
             default_pos=default_pos or runtime.settings.point_of_sale,
+            budget_seconds=runtime.settings.personalize_budget_ms / 1000,
         )
 
         async def work(session: AsyncSession) -> CallResult:

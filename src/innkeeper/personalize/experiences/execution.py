@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class Options:
     number_format: str = "number"
     context_sessions: int = 50
     default_pos: str | None = None
+    # Whole interactive execution (§11.2); beyond it the call fails open.
+    budget_seconds: float = 1.5
 
 
 async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, options: Options) -> CallResult:
@@ -73,10 +76,54 @@ async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, opt
     compiled: CompiledFlow | None = None
     if flow is not None and result is None:
         compiled = await flows.published(session, flow)
-        result = await _run(session, call, compiled, guest, pos_name, clock=clock, options=options)
+        flow_ref, guest_ref, browser_ref = flow.ref, guest.row.ref if guest.row else None, guest.browser_ref
+        try:
+            async with asyncio.timeout(options.budget_seconds):
+                result = await _run(session, call, compiled, guest, pos_name, clock=clock, options=options)
+        except TimeoutError:
+            # Fail open (§11.2): drop whatever the run wrote, answer {} and keep the execution row.
+            await session.rollback()
+            result = CallResult("error", error="TIME_BUDGET", flow_ref=flow_ref)
+            session.add(
+                _execution_row(
+                    call, result, flow_ref, compiled.revision, guest_ref, browser_ref, pos_name, started, clock
+                )
+            )
+            return result
     assert result is not None
     await _record(session, call, result, flow, compiled, guest, pos_name, started=started, clock=clock)
     return result
+
+
+def _execution_row(
+    call: CallRequest,
+    result: CallResult,
+    flow_ref: str | None,
+    revision: int | None,
+    guest_ref: str | None,
+    browser_ref: str | None,
+    pos_name: str | None,
+    started: float,
+    clock: Clock,
+    session_ref: str | None = None,
+) -> FlowExecution:
+    return FlowExecution(
+        ref=new_ref(),
+        flow_ref=flow_ref,
+        flow_revision=revision,
+        variant_ref=result.variant_ref,
+        outcome=result.outcome,
+        guest_ref=guest_ref,
+        browser_ref=browser_ref,
+        session_ref=session_ref,
+        channel=call.channel,
+        point_of_sale=pos_name,
+        friendly_id_requested=call.friendly_id,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        error=result.error,
+        correlation_id=call.correlation_id[:100] if call.correlation_id else None,
+        created_at=clock.now(),
+    )
 
 
 async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
@@ -277,7 +324,6 @@ async def _record(
     started: float,
     clock: Clock,
 ) -> None:
-    now = clock.now()
     session_ref: str | None = None
     exposure = result.outcome in ("variant", "control") and guest.row is not None
     if exposure and guest.row is not None:
@@ -289,22 +335,17 @@ async def _record(
             )
             session_ref = row.ref
     session.add(
-        FlowExecution(
-            ref=new_ref(),
-            flow_ref=flow.ref if flow is not None else None,
-            flow_revision=compiled.revision if compiled is not None else None,
-            variant_ref=result.variant_ref,
-            outcome=result.outcome,
-            guest_ref=guest.row.ref if guest.row is not None else None,
-            browser_ref=guest.browser_ref,
+        _execution_row(
+            call,
+            result,
+            flow.ref if flow is not None else None,
+            compiled.revision if compiled is not None else None,
+            guest.row.ref if guest.row is not None else None,
+            guest.browser_ref,
+            pos_name,
+            started,
+            clock,
             session_ref=session_ref,
-            channel=call.channel,
-            point_of_sale=pos_name,
-            friendly_id_requested=call.friendly_id,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            error=result.error,
-            correlation_id=call.correlation_id[:100] if call.correlation_id else None,
-            created_at=now,
         )
     )
 
