@@ -41,6 +41,7 @@ from innkeeper.tenant import service as tenant
 from innkeeper.tenant.api import router as tenant_router
 from innkeeper.triggers.api import reports_router
 from innkeeper.triggers.api import router as triggers_router
+from innkeeper.users import service as users
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def boot(session: AsyncSession) -> tenant.Bootstrap:
-            return await tenant.bootstrap(session, settings, clock=runtime.clock)
+            result = await tenant.bootstrap(session, settings, clock=runtime.clock)
+            await users.ensure_admin(
+                session, email=settings.admin_email, password=settings.admin_password, clock=runtime.clock
+            )
+            return result
 
         result = await in_transaction(runtime.sessions, boot)
         runtime.client_key = result.client_key

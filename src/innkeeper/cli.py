@@ -21,6 +21,7 @@ from innkeeper.core.db import create_engine, in_transaction, session_factory
 from innkeeper.core.errors import InnkeeperError
 from innkeeper.core.runtime import Runtime
 from innkeeper.tenant import service as tenant
+from innkeeper.users import service as user_service
 
 T = TypeVar("T")
 
@@ -252,3 +253,37 @@ def batch_upload(
     failed = [o for o in outcomes if o.status in ("error", "corrupted")]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(outcomes)} batches failed")
+
+
+@main.group()
+def users() -> None:
+    """Portal users."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(list(user_service.ROLES)),
+    default="MARKETER",
+    show_default=True,
+    help="Enterprise Admin, User Manager, Marketer or Viewer.",
+)
+@click.option("--name", default=None)
+@click.password_option(envvar="INNKEEPER_NEW_USER_PASSWORD", help="Prompted (twice) when not given.")
+def users_create(email: str, role: str, name: str | None, password: str) -> None:
+    """Create a portal user who signs in with EMAIL and a password."""
+    settings = _settings()
+    _prepare(settings)
+
+    async def work(session: AsyncSession) -> str:
+        user = await user_service.create_user(
+            session, email=email, password=password, role=role, name=name, clock=SystemClock()
+        )
+        return user.ref
+
+    try:
+        ref = _with_session(settings, work)
+    except InnkeeperError as exc:
+        raise click.ClickException(exc.developer_message or exc.message) from None
+    click.echo(f"user {ref} created ({role})")

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from innkeeper import migrations
 
 TABLES_IN_DELETE_ORDER = (
+    "user_sessions",
+    "users",
     "deliveries",
     "trigger_jobs",
     "email_suppressions",

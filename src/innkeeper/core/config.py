@@ -74,6 +74,10 @@ class Settings:
     personalize_budget_ms: int = _setting(
         1500, "Time budget of one flow execution; beyond it callFlows fails open (200 {}, outcome error)."
     )
+    admin_email: str | None = _setting(
+        None, "Bootstrap portal Enterprise Admin: created at start when no user has this email."
+    )
+    admin_password: str | None = _setting(None, "Password of the bootstrap portal admin (at least 12 characters).")
     ftl_number_format: str = _setting(
         "number", "How FreeMarker prints ${n}: number (en_US grouping, as Sitecore) or computer (like ?c)."
     )

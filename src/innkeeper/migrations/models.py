@@ -10,6 +10,7 @@ from innkeeper.personalize.experiences import models as personalize_models
 from innkeeper.sessions import models as sessions_models
 from innkeeper.tenant import models as tenant_models
 from innkeeper.triggers import models as triggers_models
+from innkeeper.users import models as users_models
 
 __all__ = [
     "Base",
@@ -23,4 +24,5 @@ __all__ = [
     "sessions_models",
     "tenant_models",
     "triggers_models",
+    "users_models",
 ]
