@@ -32,6 +32,8 @@ from tests.conftest import API_TOKEN, CLIENT_KEY, POINT_OF_SALE
 # Public by design (spec §1.3): the Stream and edge APIs (client key only), liveness, the schema.
 PUBLIC_PREFIXES = ("/v1.2/", "/v1.3/", "/v1/events/", "/docs", "/v2/callFlows", "/v1/personalize", "/personalize/")
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/redoc"})
+# The portal signs people in with a session cookie, not Basic credentials (tests/portal covers it).
+COOKIE_AUTH_PREFIXES = ("/portal",)
 # Self-contained signed URLs carry their own authorisation instead of Basic credentials; they
 # are recognised by their ``signature`` query parameter (spec §1.3: batch upload and error-log URLs).
 SIGNED_URL_PARAMETER = "signature"
@@ -83,7 +85,10 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
     return [
         e
         for e in _all_endpoints(app)
-        if not e.signed and e.path not in PUBLIC_PATHS and not e.path.startswith(PUBLIC_PREFIXES)
+        if not e.signed
+        and e.path not in PUBLIC_PATHS
+        and not e.path.startswith(PUBLIC_PREFIXES)
+        and not e.path.startswith(COOKIE_AUTH_PREFIXES)
     ]
 
 

@@ -35,6 +35,7 @@ from innkeeper.http.responses import json_response
 from innkeeper.orders.api import router as orders_router
 from innkeeper.personalize.experiences.api import router as flows_router
 from innkeeper.personalize.experiences.api import routes as personalize_routes
+from innkeeper.portal.views import router as portal_router
 from innkeeper.sessions.api import router as sessions_router
 from innkeeper.stream.api import routes as stream_routes
 from innkeeper.tenant import service as tenant
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(flows_router)
     app.include_router(triggers_router)
     app.include_router(reports_router)
+    app.include_router(portal_router)
     app.include_router(connections_router)
     _error_handlers(app)
     install_openapi(app)

@@ -118,6 +118,32 @@ class GuestRepository:
         stmt = select(Guest).where(Guest.ref.in_(owner), Guest.deleted_at.is_(None), Guest.guest_type != "retired")
         return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
 
+    async def find_text(self, text: str, *, limit: int) -> list[Guest]:
+        """Portal search: a guest or browser ref, an email, or a first/last name (case-insensitive)."""
+        live = (Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+        value = text.strip()
+        if len(value) == 36 and value.count("-") == 4:
+            by_browser = select(Browser.guest_ref).where(Browser.ref == value)
+            stmt = select(Guest).where(*live, (Guest.ref == value) | Guest.ref.in_(by_browser))
+        elif "@" in value:
+            stmt = select(Guest).where(*live, func.lower(Guest.email) == value.lower())
+        else:
+            lowered = value.lower()
+            stmt = select(Guest).where(
+                *live, (func.lower(Guest.first_name) == lowered) | (func.lower(Guest.last_name) == lowered)
+            )
+        stmt = stmt.order_by(Guest.last_seen.desc(), Guest.created_at.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def recent(self, *, limit: int) -> list[Guest]:
+        stmt = (
+            select(Guest)
+            .where(Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+            .order_by(Guest.last_seen.desc(), Guest.created_at.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
     async def identifiers_of_many(self, guest_refs: list[str]) -> list[GuestIdentifier]:
         """Identifiers of several guests, in insertion order."""
         if not guest_refs:

@@ -203,3 +203,11 @@ async def find_live_guest(
 async def extensions_of(session: AsyncSession, guest_ref: str) -> list[GuestExtension]:
     """The guest's data extensions, in name order."""
     return sorted(await GuestExtensionRepository(session).of_guests([guest_ref]), key=lambda row: row.name)
+
+
+async def find_guests(session: AsyncSession, text: str | None, *, limit: int = 50) -> list[Guest]:
+    """The portal's guest search (browser id, guest ref, email or name); recent guests when empty."""
+    repo = GuestRepository(session)
+    if not text or not text.strip():
+        return await repo.recent(limit=limit)
+    return await repo.find_text(text[:320], limit=limit)

@@ -1,0 +1,1 @@
+"""The marketer portal: server-rendered pages under /portal (issue 7)."""
