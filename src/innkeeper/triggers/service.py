@@ -31,6 +31,7 @@ from innkeeper.triggers.repository import TriggerRepository
 
 log = logging.getLogger(__name__)
 
+_TRIGGERS_KEY = "innkeeper.triggers.live"
 # Back-off after attempt n (seconds): 1 min, 5 min, 15 min, 1 h, 3 h, 6 h; the 7th failure is final.
 BACKOFF = (60, 300, 900, 3600, 10_800, 21_600)
 MAX_ATTEMPTS = len(BACKOFF) + 1
@@ -41,12 +42,17 @@ LEASE = timedelta(minutes=2)
 
 
 async def _matching(session: AsyncSession, trigger_type: str) -> list[tuple[str, Trigger]]:
-    found = []
-    for flow in await triggered.live_triggered_flows(session):
-        trigger = trigger_of(flow.document)
-        if trigger is not None and trigger.type == trigger_type:
-            found.append((flow.ref, trigger))
-    return found
+    """LIVE triggered flows for this trigger type. Read once per unit of work: the sweeper closes
+    hundreds of sessions in one transaction and must not query the flows for each of them."""
+    triggers: list[tuple[str, Trigger]] | None = session.info.get(_TRIGGERS_KEY)
+    if triggers is None:
+        triggers = []
+        for flow in await triggered.live_triggered_flows(session):
+            trigger = trigger_of(flow.document)
+            if trigger is not None:
+                triggers.append((flow.ref, trigger))
+        session.info[_TRIGGERS_KEY] = triggers
+    return [(ref, trigger) for ref, trigger in triggers if trigger.type == trigger_type]
 
 
 async def schedule(

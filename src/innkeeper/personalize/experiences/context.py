@@ -91,6 +91,15 @@ async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_
     return [session_dict(row, events[row.ref][-MAX_EVENTS_PER_SESSION:]) for row in rows]
 
 
+async def session_with_events(session: AsyncSession, session_ref: str) -> dict[str, Any] | None:
+    """One session as personalization code sees it, with its events (a trigger's ``event.message``)."""
+    row = await sessions.get_session(session, session_ref)
+    if row is None:
+        return None
+    events = await sessions.event_rows_of_sessions(session, [row.ref], with_raw=True)
+    return session_dict(row, [_event_from_row(event, True) for event in events][-MAX_EVENTS_PER_SESSION:])
+
+
 def _event_from_row(row: Any, event_data: bool) -> dict[str, Any]:
     """An event for personalization; ``arbitraryData`` holds the full message only when some code reads it."""
     arbitrary: dict[str, Any] = {}

@@ -211,7 +211,7 @@ async def _run(
         condition_context = ConditionContext(
             guest=context, request=request, now=clock.now(), session=current, flow=flow.summary()
         )
-        audience = await _evaluate(flow.audience, condition_context)
+        audience = await evaluate(flow.audience, condition_context)
         if not audience.passed:
             return CallResult("not_in_audience", flow_ref=flow.ref)
         variant, allocated = await _assignment(session, flow, guest, clock=clock)
@@ -219,7 +219,7 @@ async def _run(
             return CallResult("not_allocated", flow_ref=flow.ref)
         filter_value, filters = audience.filter, dict(audience.filters)
         if variant.rules is not None:
-            rules = await _evaluate(variant.rules, condition_context)
+            rules = await evaluate(variant.rules, condition_context)
             if not rules.passed:
                 return CallResult("not_in_audience", variant_ref=variant.ref, flow_ref=flow.ref)
             filters.update(rules.filters)
@@ -265,9 +265,6 @@ async def evaluate(audience: Audience, context: ConditionContext) -> AudienceRes
     if audience.uses_js:
         return await anyio.to_thread.run_sync(audience.evaluate, context)
     return audience.evaluate(context)
-
-
-_evaluate = evaluate
 
 
 def guest_key_of(guest_ref: str) -> str:

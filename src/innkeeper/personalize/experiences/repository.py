@@ -167,6 +167,19 @@ class ExecutionRepository:
         stmt = stmt.group_by(FlowExecution.outcome)
         return {str(outcome): int(n) for outcome, n in (await self.session.execute(stmt)).all()}
 
+    async def exposed_since(self, flow_ref: str, guest_ref: str, since: datetime) -> bool:
+        stmt = (
+            select(FlowExecution.ref)
+            .where(
+                FlowExecution.flow_ref == flow_ref,
+                FlowExecution.guest_ref == guest_ref,
+                FlowExecution.outcome.in_(EXPOSURE_OUTCOMES),
+                FlowExecution.created_at >= since,
+            )
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
     async def set_outcome(self, ref: str, outcome: str) -> None:
         row = await self.session.get(FlowExecution, ref)
         if row is not None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.clock import Clock
@@ -21,7 +20,7 @@ from innkeeper.guests.service import Guest
 from innkeeper.personalize.conditions import Audience, ConditionContext, compile_rules
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.compiled import CompiledFlow, sandbox
-from innkeeper.personalize.experiences.context import guest_context, session_dict
+from innkeeper.personalize.experiences.context import guest_context, session_with_events
 from innkeeper.personalize.experiences.execution import (
     EMPTY,
     assignment_for,
@@ -31,7 +30,6 @@ from innkeeper.personalize.experiences.execution import (
 from innkeeper.personalize.experiences.models import Flow, FlowExecution
 from innkeeper.personalize.experiences.repository import ExecutionRepository, FlowRepository
 from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
-from innkeeper.sessions import service as sessions
 
 _logic_cache: dict[str, Audience] = {}
 
@@ -54,41 +52,16 @@ async def live_triggered_flows(session: AsyncSession) -> list[Flow]:
 
 async def recent_exposure(session: AsyncSession, flow_ref: str, guest_ref: str, *, since: datetime) -> bool:
     """Did this guest get a variant or control of this flow since ``since`` (cool-down)?"""
-    stmt = (
-        select(FlowExecution.ref)
-        .where(
-            FlowExecution.flow_ref == flow_ref,
-            FlowExecution.guest_ref == guest_ref,
-            FlowExecution.outcome.in_(("variant", "control")),
-            FlowExecution.created_at >= since,
-        )
-        .limit(1)
-    )
-    return (await session.execute(stmt)).first() is not None
+    return await ExecutionRepository(session).exposed_since(flow_ref, guest_ref, since)
 
 
 async def trigger_message(session: AsyncSession, trigger_type: str, message: dict[str, Any]) -> dict[str, Any]:
     """``event.message``: the closed session as the guest context shows sessions, else the stored message."""
     if trigger_type in ("SESSION_CLOSED", "ABANDONED_CART"):
-        row = await sessions.get_session(session, str(message.get("ref")))
-        if row is not None:
-            events = await sessions.events_of_sessions(session, [row.ref])
-            return session_dict(row, [_event(item) for item in events])
+        found = await session_with_events(session, str(message.get("ref")))
+        if found is not None:
+            return found
     return dict(message)
-
-
-def _event(event: Any) -> dict[str, Any]:
-    return {
-        "ref": event.ref,
-        "type": event.type,
-        "channel": event.channel,
-        "pointOfSale": event.point_of_sale,
-        "createdAt": event.created_at,
-        "date": event.created_at,
-        "page": event.page,
-        "arbitraryData": {"page": event.page} if event.page else {},
-        "sessionData": {},
-    }
 
 
 async def run(
@@ -144,7 +117,7 @@ async def _decide(
     clock: Clock,
     number_format: str,
 ) -> TriggeredRun:
-    context = await guest_context(session, guest, needs={"sessions", "orders"})
+    context = await guest_context(session, guest, needs=flow.needs)
     event = {"type": trigger_type, "createdAt": occurred_at, "message": message}
     request: dict[str, Any] = {
         "channel": message.get("channel") or "WEB",
@@ -200,10 +173,6 @@ async def _decide(
         return TriggeredRun("variant", "", variant_ref=variant.ref, body=body.strip() or EMPTY, destination=destination)
     except TemplateError as exc:
         return TriggeredRun("error", "", error=f"TEMPLATE_ERROR: {exc.message}"[:500])
-
-
-def cooldown_start(now: datetime, hours: float) -> datetime:
-    return now - timedelta(hours=hours)
 
 
 async def executions(
