@@ -72,6 +72,9 @@ from ingest import (
     ProfilingWatch,
     Result,
     Server,
+    _new_loop,
+    _percentile,
+    _run_wrk,
     build_request,
     free_port,
     pg_create,
@@ -523,13 +526,6 @@ class Load:
         return sum(n for outcome, n in both.items() if outcome not in EXPECTED_OUTCOMES)
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 async def python_load(
     name: str, port: int, bodies: list[bytes], *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
 ) -> Load:
@@ -669,33 +665,6 @@ end
 """
 
 
-def _run_wrk(workdir: Path, port: int, concurrency: int, seconds: float) -> tuple[dict[str, Any], float]:
-    import subprocess
-
-    cmd = [
-        "wrk",
-        "-t1",
-        f"-c{concurrency}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(workdir / "callflows.lua"),
-        f"http://127.0.0.1:{port}",
-        "--",
-        str(workdir / "headers.txt"),
-        str(workdir / "bodies.jsonl"),
-    ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    for line in proc.stdout.splitlines():
-        if line.startswith("BENCH-JSON "):
-            return json.loads(line[len("BENCH-JSON ") :]), cpu
-    raise SystemExit(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-
-
 def _wrk_outcomes(stats: dict[str, Any]) -> collections.Counter[str]:
     counts = collections.Counter({k if k != "none" else "(none)": int(v) for k, v in stats["outcomes"].items()})
     return +counts  # drop zeros
@@ -708,13 +677,13 @@ def wrk_load(
     load = Load(Result(target=name, client=f"wrk ({shutil.which('wrk')}, 1 thread)"))
     result = load.result
     if warmup > 0:
-        warm, _ = _run_wrk(workdir, port, concurrency, warmup)
+        warm, _ = _run_wrk(workdir, port, concurrency, warmup, script="callflows.lua")
         result.answered_201 += warm["ok"]
         result.warmup_errors = warm["bad"] + sum(warm[k] for k in ("connect", "read", "write", "timeout"))
         result.error_samples += [s for s in warm["samples"].splitlines() if s][:5]
         load.warmup_outcomes = _wrk_outcomes(warm)
     watch.start()
-    stats, cpu = _run_wrk(workdir, port, concurrency, duration)
+    stats, cpu = _run_wrk(workdir, port, concurrency, duration, script="callflows.lua")
     watch.stop(result)
     result.seconds = stats["duration_us"] / 1e6
     result.requests = stats["requests"]
@@ -754,15 +723,6 @@ def count_rows(database_url: str, table: str) -> int | None:
 
 
 # --- main -----------------------------------------------------------------------------------------------------
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
 
 
 def _run(coro_factory: Callable[[], Any]) -> Any:

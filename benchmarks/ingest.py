@@ -498,7 +498,9 @@ end
 """
 
 
-def _run_wrk(workdir: Path, port: int, concurrency: int, seconds: float) -> tuple[dict[str, Any], float]:
+def _run_wrk(
+    workdir: Path, port: int, concurrency: int, seconds: float, script: str = "ingest.lua"
+) -> tuple[dict[str, Any], float]:
     threads = 1  # one epoll thread drives 16-64 connections easily; leaves the cores to the server
     cmd = [
         "wrk",
@@ -508,7 +510,7 @@ def _run_wrk(workdir: Path, port: int, concurrency: int, seconds: float) -> tupl
         "--timeout",
         "30s",
         "-s",
-        str(workdir / "ingest.lua"),
+        str(workdir / script),
         f"http://127.0.0.1:{port}",
         "--",
         str(workdir / "headers.txt"),
