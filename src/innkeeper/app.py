@@ -35,7 +35,8 @@ from innkeeper.http.responses import json_response
 from innkeeper.orders.api import router as orders_router
 from innkeeper.personalize.experiences.api import router as flows_router
 from innkeeper.personalize.experiences.api import routes as personalize_routes
-from innkeeper.portal.views import router as portal_router
+from innkeeper.portal._web import PortalInterrupt, interrupted
+from innkeeper.portal.routes import router as portal_router
 from innkeeper.sessions.api import router as sessions_router
 from innkeeper.stream.api import routes as stream_routes
 from innkeeper.tenant import service as tenant
@@ -110,6 +111,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
 
 
 def _error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PortalInterrupt, interrupted)
+
     @app.exception_handler(InnkeeperError)
     async def domain_error(request: Request, exc: InnkeeperError) -> Response:
         status, body = rest_error_for(exc)

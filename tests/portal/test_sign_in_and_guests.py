@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from fastapi import FastAPI
 
 from innkeeper.core.runtime import Runtime
 from innkeeper.users import service as users
 from tests.factories.stream import create_browser, event, post_event
+from tests.portal.conftest import CSRF, PASSWORD, make_user, sign_in
 from tests.support.clock import FrozenClock
-
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-@pytest.fixture
-async def portal(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser-like client: keeps cookies, does not follow redirects."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-async def make_user(runtime: Runtime, clock: FrozenClock, email: str, role: str) -> None:
-    async with runtime.sessions() as session:
-        await users.create_user(session, email=email, password=PASSWORD, role=role, clock=clock)
-        await session.commit()
-
-
-async def sign_in(portal: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    form = await portal.get("/portal/login")
-    match = CSRF.search(form.text)
-    assert match is not None
-    return await portal.post("/portal/login", data={"email": email, "password": password, "csrf": match.group(1)})
 
 
 async def test_sign_in_sets_a_safe_cookie_and_shows_guests(
