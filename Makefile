@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: serve worker test test-pg browser sdk lint fmt bench migration clean
+.PHONY: serve worker test test-pg browser sdk lint fmt bench bench-quick migration clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,14 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-## Ingest and callFlows throughput against bare Starlette endpoints (SQLite, PostgreSQL), batch import.
+## Every issue-8 benchmark (ingest, durability, callFlows, batch, sweeper, reads, portal) in one table:
+## benchmarks/results/latest.json. `make bench ARGS="--only ingest"`; ARGS=--quick is `make bench-quick`.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ingest.py --db sqlite
-	$(BIN)/python benchmarks/ingest.py --db postgres
-	$(BIN)/python benchmarks/callflows.py --db sqlite
-	$(BIN)/python benchmarks/callflows.py --db postgres
-	$(BIN)/python benchmarks/batch.py --db sqlite
+	$(BIN)/python benchmarks/run.py $(ARGS)
+
+## The same with tiny sizes: checks the benchmark harness still works (CI), not the numbers.
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick $(ARGS)
 
 ## New Alembic revision from the models: make migration m="add guest index"
 migration: $(STAMP)

@@ -24,8 +24,11 @@ Scenario: 20 live flows with conditions and FTL-lite templates, guests with 50 s
    `params`) over N keep-alive connections: a warm-up (not counted), then `--duration` seconds measured.
 5. Does the same against `benchmarks/bare.py`'s `POST /v2/callFlows` (parses the same body with msgspec and
    answers a same-shaped small JSON body with the outcome headers), same generator, concurrency, duration.
-6. Prints req/s, p50/p90/p99 latency, errors, the `X-Innkeeper-Flow-Outcome` distribution per target and the
-   ratio innkeeper/bare; writes it all to `benchmarks/results/callflows-<db>.json`.
+6. Then, for Innkeeper only, an open-loop phase at half of its measured maximum (`--fixed-rate-share`): calls due
+   on a fixed schedule, latency counted from each one's due time (issue 8: p99 ≤ 15 ms at half of the maximum).
+7. Prints req/s, p50/p90/p99 latency, errors, the `X-Innkeeper-Flow-Outcome` distribution per target and the
+   ratio innkeeper/bare; writes it all to `benchmarks/results/callflows-<db>.json` and ends with the
+   `BENCH_RESULT` line `benchmarks/run.py` reads (see `_results.py`).
 
 Any non-200 answer, transport error or unexpected outcome (`error`, `not_found`, …) fails the run (exit 1).
 
@@ -55,6 +58,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _results
 from ingest import (
     API_TOKEN,
     CLIENT_KEY,
@@ -75,8 +79,10 @@ from ingest import (
     _new_loop,
     _percentile,
     _run_wrk,
+    bench_results,
     build_request,
     free_port,
+    open_loop_load,
     pg_create,
     pg_drop,
     server_env,
@@ -768,10 +774,38 @@ def run_target(
     return load
 
 
+def run_fixed_rate(name: str, server: Server, bodies: list[bytes], rate: float, args: argparse.Namespace) -> Load:
+    """The open-loop phase: calls due at a fixed ``rate``, latency from each one's due time (see ingest.py)."""
+    assert server.proc is not None
+    watch = CPUWatch(server.proc.pid)
+    load = Load(Result(target=name, client=""))
+
+    def seen(head: bytes, counted: bool) -> None:
+        (load.outcomes if counted else load.warmup_outcomes)[_outcome(head)] += 1
+
+    load.result = _run(
+        lambda: open_loop_load(
+            name,
+            [server.port],
+            PATH,
+            CALL_HEADERS,
+            bodies,
+            rate=rate,
+            warmup=args.fixed_warmup,
+            duration=args.fixed_duration,
+            connections=args.concurrency,
+            ok_status=200,
+            watch=watch,
+            on_answer=seen,
+        )
+    )
+    return load
+
+
 def print_table(loads: list[Load], ratio: float | None) -> None:
     """The results table, the outcome distribution and the ratio."""
     head = (
-        f"{'target':<10} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+        f"{'target':<14} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
         f"   {'CPU (cores): server':>19} {'generator':>9} {'other':>6}"
     )
     print()
@@ -780,10 +814,16 @@ def print_table(loads: list[Load], ratio: float | None) -> None:
     for load in loads:
         r = load.result
         print(
-            f"{r.target:<10} {r.rate:>9.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.1f} "
+            f"{r.target:<14} {r.rate:>9.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.1f} "
             f"{r.errors + r.warmup_errors:>7}   {r.server_cpu:>19.2f} {r.generator_cpu:>9.2f} {r.other_cpu:>6.2f}"
         )
     print()
+    for load in loads:
+        if load.result.offered_rate is not None:
+            print(
+                f"  {load.result.target}: open loop, {load.result.offered_rate:.0f} req/s offered; latency counted "
+                "from each call's due time (no coordinated omission)"
+            )
     for load in loads:
         total = sum(load.outcomes.values()) or 1
         shares = ", ".join(f"{o} {100 * n / total:.1f}%" for o, n in load.outcomes.most_common())
@@ -811,6 +851,17 @@ def main() -> int:
     parser.add_argument("--guests", type=int, help=f"identified guests seeded (default {GUESTS}; --quick 20)")
     parser.add_argument("--sessions", type=int, help=f"sessions per guest (default {SESSIONS}; --quick 10)")
     parser.add_argument("--quick", action="store_true", help="3 s measured on a small seed: checks the harness only")
+    parser.add_argument(
+        "--fixed-rate-share",
+        type=float,
+        default=0.5,
+        help="after the maximum, an open-loop phase at this share of it, for innkeeper (default 0.5; 0 = skip)",
+    )
+    parser.add_argument(
+        "--fixed-duration", type=float, help="measured seconds of the open-loop phase (default --duration)"
+    )
+    parser.add_argument("--fixed-warmup", type=float, default=1.0, help="open-loop lead-in seconds (default 1)")
+    parser.add_argument("--scenario", help="scenario id in the BENCH_RESULT line (default callflows-<db>)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     parser.add_argument("--only", choices=["innkeeper", "bare"], help="run one target only (no ratio)")
     parser.add_argument("--profile", action="store_true", help="sample the innkeeper server with py-spy (if installed)")
@@ -820,6 +871,7 @@ def main() -> int:
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     args.guests = args.guests if args.guests is not None else (20 if args.quick else GUESTS)
     args.sessions = args.sessions if args.sessions is not None else (10 if args.quick else SESSIONS)
+    args.fixed_duration = args.fixed_duration if args.fixed_duration is not None else args.duration
 
     client = args.client
     if client == "auto":
@@ -845,6 +897,7 @@ def main() -> int:
 
     targets = ["innkeeper", "bare"] if args.only is None else [args.only]
     loads: list[Load] = []
+    fixed: Load | None = None
     seed_info: dict[str, Any] = {}
     executions: int | None = None
     created_pg = False
@@ -888,6 +941,15 @@ def main() -> int:
                 before = count_rows(database_url, "flow_executions") or 0
                 print(f"  → innkeeper: {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
                 loads.append(run_target("innkeeper", innkeeper, bodies, workdir, args, client))
+                top = loads[-1].result.rate
+                if args.fixed_rate_share > 0 and args.fixed_duration > 0 and top > 0:
+                    rate = top * args.fixed_rate_share
+                    print(
+                        f"  → innkeeper: open loop at {rate:.0f} req/s ({100 * args.fixed_rate_share:g}% of the "
+                        f"maximum), {args.fixed_warmup:g}s warm-up, {args.fixed_duration:g}s measured…",
+                        flush=True,
+                    )
+                    fixed = run_fixed_rate(f"innkeeper@{100 * args.fixed_rate_share:g}%", innkeeper, bodies, rate, args)
         finally:
             innkeeper.stop()
         if "innkeeper" in targets:
@@ -918,14 +980,15 @@ def main() -> int:
 
     by_name = {load.result.target: load.result for load in loads}
     ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else None
-    print_table(loads, ratio)
+    print_table(loads + ([fixed] if fixed is not None else []), ratio)
     for load in loads:
         r = load.result
         print(f"  {r.target}: generator {r.client} used {r.generator_cpu * 100:.0f}% of a core", end="")
         if r.target == "innkeeper" and executions is not None:
-            print(f"; {r.answered_201} answered 200, {executions} flow_executions rows stored", end="")
+            answered = r.answered_201 + (fixed.result.answered_201 if fixed is not None else 0)
+            print(f"; {answered} answered 200, {executions} flow_executions rows stored", end="")
             slack = 0 if r.client.startswith("python") else 2 * args.concurrency
-            if not r.answered_201 <= executions <= r.answered_201 + slack:
+            if not answered <= executions <= answered + slack:
                 print("  <-- MISMATCH: a 200 must mean a stored execution", end="")
         print()
 
@@ -933,6 +996,30 @@ def main() -> int:
     suffix = "-quick" if args.quick else ""
     name = f"callflows-{args.db}{suffix}" + (f"-{args.only}" if args.only else "")
     out = RESULTS / f"{name}.json"
+
+    def summary(load: Load) -> dict[str, Any]:
+        return {
+            "requests_per_s": round(load.result.rate, 1),
+            "requests": load.result.requests,
+            "seconds": round(load.result.seconds, 3),
+            "p50_ms": round(load.result.p50_ms, 3),
+            "p90_ms": round(load.result.p90_ms, 3),
+            "p99_ms": round(load.result.p99_ms, 3),
+            "max_ms": round(load.result.max_ms, 3),
+            "errors": load.result.errors,
+            "warmup_errors": load.result.warmup_errors,
+            "error_samples": load.result.error_samples,
+            "outcomes": dict(load.outcomes.most_common()),
+            "warmup_outcomes": dict(load.warmup_outcomes.most_common()),
+            "server_cpu": round(load.result.server_cpu, 3),
+            "machine_cpu": round(load.result.machine_cpu, 3),
+            "generator_cpu": round(load.result.generator_cpu, 3),
+            "other_cpu": round(load.result.other_cpu, 3),
+            "answered_200": load.result.answered_201,
+            "offered_rate": round(load.result.offered_rate, 1) if load.result.offered_rate is not None else None,
+            "client": load.result.client,
+        }
+
     payload = {
         "benchmark": "callflows",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -946,36 +1033,31 @@ def main() -> int:
         "python": platform.python_version(),
         "flows": [{"friendlyId": f, "subtype": s, "audience": a} for f, s, a, _ in FLOWS],
         "seed": seed_info,
-        "targets": {
-            load.result.target: {
-                "requests_per_s": round(load.result.rate, 1),
-                "requests": load.result.requests,
-                "seconds": round(load.result.seconds, 3),
-                "p50_ms": round(load.result.p50_ms, 3),
-                "p90_ms": round(load.result.p90_ms, 3),
-                "p99_ms": round(load.result.p99_ms, 3),
-                "max_ms": round(load.result.max_ms, 3),
-                "errors": load.result.errors,
-                "warmup_errors": load.result.warmup_errors,
-                "error_samples": load.result.error_samples,
-                "outcomes": dict(load.outcomes.most_common()),
-                "warmup_outcomes": dict(load.warmup_outcomes.most_common()),
-                "server_cpu": round(load.result.server_cpu, 3),
-                "machine_cpu": round(load.result.machine_cpu, 3),
-                "generator_cpu": round(load.result.generator_cpu, 3),
-                "other_cpu": round(load.result.other_cpu, 3),
-                "answered_200": load.result.answered_201,
-                "client": load.result.client,
-            }
-            for load in loads
-        },
+        "targets": {load.result.target: summary(load) for load in loads},
+        "fixed_rate": summary(fixed) if fixed is not None else None,
+        "fixed_rate_share": args.fixed_rate_share,
         "flow_executions_stored": executions,
         "ratio_innkeeper_over_bare": round(ratio, 4) if ratio is not None else None,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"  results written to {out.relative_to(ROOT)}")
 
-    failed = [load for load in loads if load.result.errors or load.result.warmup_errors or load.unexpected]
+    _results.emit(
+        bench_results(
+            args.scenario or f"callflows-{args.db}",
+            by_name,
+            fixed.result if fixed is not None else None,
+            ratio,
+            share=args.fixed_rate_share,
+            target_ratio=0.5,
+            target_p99_ms=15.0,
+            unit="req/s",
+            servers=1,
+        ),
+        quick=args.quick,
+    )
+    everything = loads + ([fixed] if fixed is not None else [])
+    failed = [load for load in everything if load.result.errors or load.result.warmup_errors or load.unexpected]
     if failed:
         print()
         print("!" * 78)

@@ -1,26 +1,33 @@
 """Ingest benchmark: `POST /v1.2/events` on a real `innkeeper serve` vs a bare Starlette app.
 
-    .venv/bin/python benchmarks/ingest.py [--db sqlite|postgres] [--duration 20] [--concurrency N]
+    .venv/bin/python benchmarks/ingest.py [--db sqlite|postgres] [--servers N] [--duration 20] [--quick]
 
-1. Starts `innkeeper serve --no-workers` (one uvicorn process) on a fresh database: an
-   SQLite temp file, or a fresh PostgreSQL database `innkeeper_bench` (created here and
-   dropped afterwards; the URL may be overridden with INNKEEPER_BENCH_DATABASE_URL).
-2. Creates 1,000 browsers with `GET /v1.2/browser/create.json` (not timed).
-3. Drives `POST /v1.2/events` with Engage-SDK-shaped bodies (~70% VIEW, ~30% ADD with a
-   product, random browser among the 1,000) over N keep-alive connections: a warm-up
-   (not counted), then `--duration` seconds measured.
-4. Does the same against `benchmarks/bare.py` (a bare Starlette endpoint that parses the
-   same JSON with msgspec and returns the same response shape), same generator, same
-   concurrency, same duration.
-5. Prints events/s, p50/p99 latency and errors per target, and the ratio innkeeper/bare;
-   writes the results to `benchmarks/results/ingest-<db>.json`.
+1. Starts `innkeeper serve --no-workers` (one uvicorn process; `--servers N` starts N of them on
+   ports of their own, one after the other) on a fresh database: an SQLite temp file, or a fresh
+   PostgreSQL database `innkeeper_bench` (created here and dropped afterwards; the URL may be
+   overridden with INNKEEPER_BENCH_DATABASE_URL).
+2. Creates 10,000 browsers with `GET /v1.2/browser/create.json` (not timed).
+3. Drives `POST /v1.2/events` with Engage-SDK-shaped bodies (5% IDENTITY with the browser's own
+   email, then ~70% VIEW, ~30% ADD with a product; random browser among the 10,000) over N
+   keep-alive connections (spread over the server processes): a warm-up (not counted), then
+   `--duration` seconds measured, closed loop: the maximum throughput.
+4. Then, for Innkeeper only, an open-loop phase at half of that maximum (`--fixed-rate-share`):
+   requests due on a fixed schedule, latency counted from each one's due time (no coordinated
+   omission): issue 8's "p99 ≤ 25 ms at half of the measured maximum".
+5. Does the closed-loop load against `benchmarks/bare.py` (as many processes; a bare Starlette
+   endpoint that parses the same JSON with msgspec and returns the same response shape), same
+   generator, same concurrency, same duration.
+6. Prints events/s, p50/p99 latency and errors per target, and the ratio innkeeper/bare;
+   writes the results to `benchmarks/results/ingest-<db>.json` and ends with the
+   `BENCH_RESULT` line `benchmarks/run.py` reads (see `_results.py`).
 
 Every response must be `201`; any other status (or a transport error) is counted, reported
 and makes the run exit with status 1.
 
 The load generator runs in this process (never in the server's): `wrk` with a Lua script
-when it is on PATH (lightest on a 2-core machine), else a raw asyncio HTTP/1.1 client.
-`--client python|wrk` forces one.
+when it is on PATH and there is one server (lightest on a 2-core machine), else a raw asyncio
+HTTP/1.1 client. `--client python|wrk` forces one. The open-loop phase always uses the asyncio
+client. `--quick` (2 s phases, 200 browsers) only checks the harness.
 """
 
 from __future__ import annotations
@@ -41,10 +48,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import _results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -55,9 +65,11 @@ API_TOKEN = "bench-api-token-0000000000000000"  # noqa: S105 - a throwaway bench
 POINT_OF_SALE = "bench-shop/ireland"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench"
 DEFAULT_CONCURRENCY = 16
-BROWSERS = 1000
+BROWSERS = 10_000  # issue 8: VIEW/ADD/IDENTITY mix over 10,000 browsers
 BODIES = 8192
-VIEW_SHARE = 0.7
+VIEW_SHARE = 0.7  # of the non-IDENTITY events; the rest are ADD
+IDENTITY_SHARE = 0.05
+FIXED_RATE_SHARE = 0.5  # issue 8: p99 at half of the measured maximum
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 ORIGIN = "https://www.bench-shop.example"
 EVENT_HEADERS = {
@@ -83,43 +95,62 @@ PRODUCTS = [
 ]
 
 
-def event_bodies(browsers: list[str], count: int, *, seed: int = 1) -> list[bytes]:
-    """Compact JSON bodies exactly as the Engage SDK sends them (spec cdp.md §3.2, §4.2)."""
+def event_message(rng: random.Random, browser_id: str, *, identity_share: float = 0.0) -> dict[str, Any]:
+    """One Engage-SDK-shaped event (spec cdp.md §3.2, §4.2): VIEW, ADD with a full product, or IDENTITY.
+
+    ``identity_share`` of the events are IDENTITY with an email (and email identifier) of their own browser, so
+    a browser always identifies as the same guest (no merges, no identity switches); of the rest, VIEW_SHARE
+    are VIEW and the others ADD.
+    """
+    message: dict[str, Any] = {
+        "type": "VIEW",
+        "ext": {"pageVariantId": "_default"},
+        "browser_id": browser_id,
+        "channel": "WEB",
+        "client_key": CLIENT_KEY,
+        "currency": "EUR",
+        "language": "EN",
+        "page": rng.choice(PAGES),
+        "pos": POINT_OF_SALE,
+    }
+    if rng.random() < 0.15:
+        message["referrer"] = "https://www.google.com/"
+        message["utm_source"] = "newsletter"
+    draw = rng.random()
+    if draw < identity_share:
+        email = f"b-{browser_id}@bench.example"
+        message["type"] = "IDENTITY"
+        message["email"] = email
+        message["firstname"] = "Bench"
+        message["lastname"] = browser_id[:8]
+        message["identifiers"] = [{"provider": "email", "id": email}]
+    elif draw >= identity_share + VIEW_SHARE * (1 - identity_share):
+        kind, item, name, price = rng.choice(PRODUCTS)
+        message["type"] = "ADD"
+        message["product"] = {
+            "type": kind,
+            "item_id": item,
+            "name": name,
+            "orderedAt": (datetime(2025, 8, 23, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400)))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "quantity": rng.randint(1, 3),
+            "price": price,
+            "productId": item.split("_")[0],
+            "currency": "EUR",
+            "originalPrice": price,
+            "originalCurrencyCode": "EUR",
+            "referenceId": f"{item}-{rng.randint(1, 9)}",
+        }
+    return message
+
+
+def event_bodies(browsers: list[str], count: int, *, seed: int = 1, identity_share: float = 0.0) -> list[bytes]:
+    """Compact JSON bodies exactly as the Engage SDK sends them, each for a random browser."""
     rng = random.Random(seed)
     out: list[bytes] = []
     for _ in range(count):
-        message: dict[str, Any] = {
-            "type": "VIEW",
-            "ext": {"pageVariantId": "_default"},
-            "browser_id": rng.choice(browsers),
-            "channel": "WEB",
-            "client_key": CLIENT_KEY,
-            "currency": "EUR",
-            "language": "EN",
-            "page": rng.choice(PAGES),
-            "pos": POINT_OF_SALE,
-        }
-        if rng.random() < 0.15:
-            message["referrer"] = "https://www.google.com/"
-            message["utm_source"] = "newsletter"
-        if rng.random() >= VIEW_SHARE:
-            kind, item, name, price = rng.choice(PRODUCTS)
-            message["type"] = "ADD"
-            message["product"] = {
-                "type": kind,
-                "item_id": item,
-                "name": name,
-                "orderedAt": (datetime(2025, 8, 23, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400)))
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-                "quantity": rng.randint(1, 3),
-                "price": price,
-                "productId": item.split("_")[0],
-                "currency": "EUR",
-                "originalPrice": price,
-                "originalCurrencyCode": "EUR",
-                "referenceId": f"{item}-{rng.randint(1, 9)}",
-            }
+        message = event_message(rng, rng.choice(browsers), identity_share=identity_share)
         out.append(json.dumps(message, separators=(",", ":")).encode())
     return out
 
@@ -298,6 +329,7 @@ class Result:
     generator_cpu: float = 0.0  # share of one core used by the load generator
     answered_201: int = 0  # every 201 seen, warm-up and shape check included
     stored_events: int | None = None
+    offered_rate: float | None = None  # open-loop phase: the fixed rate requests were due at (req/s)
 
     @property
     def other_cpu(self) -> float:
@@ -317,18 +349,22 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 class CPUWatch:
-    """CPU used by one process (and the whole machine) between start() and stop()."""
+    """CPU used by the server process(es) (and the whole machine) between start() and stop()."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *more_pids: int) -> None:
         self.pid = pid
+        self.pids = (pid, *more_pids)
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def _proc(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / self.tick
+        total = 0.0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / self.tick
+        return total
 
     @staticmethod
     def _machine() -> tuple[int, int]:
@@ -350,8 +386,8 @@ class CPUWatch:
 class ProfilingWatch(CPUWatch):
     """CPUWatch that also runs py-spy on the server for the measured window."""
 
-    def __init__(self, pid: int, seconds: float, out: Path) -> None:
-        super().__init__(pid)
+    def __init__(self, pid: int, seconds: float, out: Path, *more_pids: int) -> None:
+        super().__init__(pid, *more_pids)
         self.seconds, self.out = seconds, out
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -377,11 +413,23 @@ class ProfilingWatch(CPUWatch):
 
 
 async def python_load(
-    name: str, port: int, bodies: list[bytes], *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
+    name: str,
+    ports: list[int],
+    bodies: list[bytes],
+    *,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    watch: CPUWatch,
 ) -> Result:
-    """Closed-loop load: `concurrency` keep-alive connections, each sending back to back."""
-    host = f"127.0.0.1:{port}"
-    requests = [build_request("POST", "/v1.2/events", host, EVENT_HEADERS, body) for body in bodies]
+    """Closed-loop load: `concurrency` keep-alive connections, each sending back to back.
+
+    With several server ports (one per `innkeeper serve` process) connection i goes to ports[i % len(ports)].
+    """
+    per_port = {
+        port: [build_request("POST", "/v1.2/events", f"127.0.0.1:{port}", EVENT_HEADERS, body) for body in bodies]
+        for port in ports
+    }
     result = Result(target=name, client=f"python asyncio ({_loop_name()})")
     window = [float("inf"), float("inf")]  # measured window [start, end]
     latencies: list[float] = []
@@ -389,6 +437,8 @@ async def python_load(
 
     async def worker(seed: int) -> None:
         rng = random.Random(seed)
+        port = ports[seed % len(ports)]
+        requests = per_port[port]
         conn = Connection("127.0.0.1", port)
         perf = time.perf_counter
         try:
@@ -440,6 +490,97 @@ async def python_load(
 
 def _loop_name() -> str:
     return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+async def open_loop_load(
+    name: str,
+    ports: list[int],
+    path: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    *,
+    rate: float,
+    warmup: float,
+    duration: float,
+    connections: int,
+    ok_status: int,
+    watch: CPUWatch | None = None,
+    on_answer: Callable[[bytes, bool], None] | None = None,
+) -> Result:
+    """Open-loop load at a fixed rate (like wrk2 -R): request i is due at start + i / rate.
+
+    `connections` keep-alive connections (spread over `ports`) take the due requests in order; a free
+    connection sleeps until the next request is due, and a request that is due while every connection is
+    busy waits for one. Latency always counts from the due time, not from when the request could be sent,
+    so a server that stalls is charged for every request it delayed (no coordinated omission). The
+    requests due in the first `warmup` seconds are not counted. `on_answer(head, counted)` sees every
+    answer with `ok_status`.
+    """
+    per_port = {
+        port: [build_request("POST", path, f"127.0.0.1:{port}", headers, body) for body in bodies] for port in ports
+    }
+    result = Result(target=name, client=f"python asyncio open loop ({_loop_name()})", offered_rate=rate)
+    perf = time.perf_counter
+    interval = 1.0 / rate
+    start = perf() + 0.05
+    measured = (start + warmup, start + warmup + duration)
+    total = max(1, int((warmup + duration) * rate))
+    latencies: list[float] = []
+    taken = 0
+
+    async def worker(seed: int) -> None:
+        nonlocal taken
+        rng = random.Random(seed)
+        port = ports[seed % len(ports)]
+        requests = per_port[port]
+        conn = Connection("127.0.0.1", port)
+        try:
+            while taken < total:
+                due = start + taken * interval
+                taken += 1
+                delay = due - perf()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                raw = requests[rng.randrange(len(requests))]
+                counted = measured[0] <= due < measured[1]
+                try:
+                    status, head, body = await conn.send(raw)
+                    failure = None if status == ok_status else f"{status} {body[:200].decode('utf-8', 'replace')}"
+                except HTTPError as exc:
+                    failure = f"transport: {exc}"
+                done = perf()
+                if failure is not None:
+                    if counted:
+                        result.errors += 1
+                    else:
+                        result.warmup_errors += 1
+                    if len(result.error_samples) < 5:
+                        result.error_samples.append(failure)
+                    continue
+                result.answered_201 += 1
+                if on_answer is not None:
+                    on_answer(head, counted)
+                if counted:
+                    latencies.append(done - due)
+        finally:
+            await conn.close()
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(connections)]
+    await asyncio.sleep(max(0.0, measured[0] - perf()))
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    if watch is not None:
+        watch.start()
+    await asyncio.gather(*tasks)
+    if watch is not None:
+        watch.stop(result)
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    result.seconds = max(duration, perf() - measured[0])
+    result.generator_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / result.seconds
+    latencies.sort()
+    result.requests = len(latencies)
+    result.p50_ms, result.p90_ms, result.p99_ms = (_percentile(latencies, q) * 1000 for q in (50, 90, 99))
+    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
+    return result
 
 
 WRK_SCRIPT = r"""
@@ -793,19 +934,22 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_target(
-    name: str, server: Server, bodies: list[bytes], workdir: Path, args: argparse.Namespace, client: str
-) -> Result:
-    assert server.proc is not None
-    watch = CPUWatch(server.proc.pid)
+    name: str, servers: list[Server], bodies: list[bytes], workdir: Path, args: argparse.Namespace, client: str
+) -> tuple[Result, Result | None]:
+    """Warm-up + closed-loop maximum, then (for innkeeper) the open-loop phase at a share of that maximum."""
+    pids = [server.proc.pid for server in servers if server.proc is not None]
+    ports = [server.port for server in servers]
+    watch = CPUWatch(*pids)
     if args.profile and name == "innkeeper":
-        watch = ProfilingWatch(server.proc.pid, args.duration, RESULTS / f"ingest-{args.db}-innkeeper.pyspy.txt")
+        watch = ProfilingWatch(pids[0], args.duration, RESULTS / f"ingest-{args.db}-innkeeper.pyspy.txt", *pids[1:])
     loop = _new_loop()
     try:
-        loop.run_until_complete(check_shape(server.port, bodies[0], name))
+        for port in ports:
+            loop.run_until_complete(check_shape(port, bodies[0], name))
         if client == "wrk":
             result = wrk_load(
                 name,
-                server.port,
+                ports[0],
                 workdir,
                 concurrency=args.concurrency,
                 warmup=args.warmup,
@@ -816,7 +960,7 @@ def run_target(
             result = loop.run_until_complete(
                 python_load(
                     name,
-                    server.port,
+                    ports,
                     bodies,
                     concurrency=args.concurrency,
                     warmup=args.warmup,
@@ -824,17 +968,40 @@ def run_target(
                     watch=watch,
                 )
             )
-        result.answered_201 += 1  # the shape check
+        result.answered_201 += len(ports)  # the shape checks
         if isinstance(watch, ProfilingWatch):
             watch.report()
-        return result
+        fixed = None
+        if name == "innkeeper" and args.fixed_rate_share > 0 and result.rate > 0 and args.fixed_duration > 0:
+            rate = result.rate * args.fixed_rate_share
+            print(
+                f"  → {name}: open loop at {rate:.0f} events/s ({100 * args.fixed_rate_share:g}% of the maximum), "
+                f"{args.fixed_warmup:g}s warm-up, {args.fixed_duration:g}s measured…",
+                flush=True,
+            )
+            fixed = loop.run_until_complete(
+                open_loop_load(
+                    f"{name}@{100 * args.fixed_rate_share:g}%",
+                    ports,
+                    "/v1.2/events",
+                    EVENT_HEADERS,
+                    bodies,
+                    rate=rate,
+                    warmup=args.fixed_warmup,
+                    duration=args.fixed_duration,
+                    connections=args.concurrency,
+                    ok_status=201,
+                    watch=CPUWatch(*pids),
+                )
+            )
+        return result, fixed
     finally:
         loop.close()
 
 
 def print_table(results: list[Result], ratio: float | None) -> None:
     head = (
-        f"{'target':<10} {'events/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+        f"{'target':<14} {'events/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
         f"   {'CPU (cores): server':>19} {'generator':>9} {'other':>6}"
     )
     print()
@@ -842,29 +1009,152 @@ def print_table(results: list[Result], ratio: float | None) -> None:
     print("-" * len(head))
     for r in results:
         print(
-            f"{r.target:<10} {r.rate:>10.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.1f} "
+            f"{r.target:<14} {r.rate:>10.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.1f} "
             f"{r.errors + r.warmup_errors:>7}   {r.server_cpu:>19.2f} {r.generator_cpu:>9.2f} {r.other_cpu:>6.2f}"
         )
     print()
+    for r in results:
+        if r.offered_rate is not None:
+            print(
+                f"  {r.target}: open loop, {r.offered_rate:.0f} events/s offered; latency counted from each "
+                "request's due time (no coordinated omission)"
+            )
     if ratio is not None:
         print(f"ratio innkeeper/bare = {ratio:.2f}" + (f"   (bare is {1 / ratio:.1f}x faster)" if ratio else ""))
         print()
 
 
+def start_servers(
+    name: str,
+    cmd: list[str],
+    count: int,
+    database_url: str,
+    workdir: Path,
+    *,
+    verbose: bool = False,
+    parallel: bool = False,
+) -> list[Server]:
+    """`count` server processes on ports of their own.
+
+    One after the other by default (the first one migrates a fresh database); `parallel` starts them together
+    (a restart on a database that is already migrated).
+    """
+    servers: list[Server] = []
+    for i in range(count):
+        port = free_port()
+        log = workdir / (f"{name}.log" if count == 1 else f"{name}-{i + 1}.log")
+        servers.append(
+            Server(name, [*cmd, "--host", "127.0.0.1", "--port", str(port)], server_env(database_url), port, log)
+        )
+    try:
+        if parallel and count > 1:
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(count) as pool:
+                for future in [pool.submit(server.start) for server in servers]:
+                    future.result()
+        else:
+            for i, server in enumerate(servers):
+                if verbose:
+                    print(f"  starting {name} process {i + 1}/{count} on port {server.port}…", flush=True)
+                server.start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def bench_results(
+    scenario: str,
+    by_name: dict[str, Result],
+    fixed: Result | None,
+    ratio: float | None,
+    *,
+    share: float,
+    target_ratio: float,
+    target_p99_ms: float,
+    unit: str,
+    servers: int,
+) -> list[_results.Result]:
+    """The BENCH_RESULT rows of an ingest-like scenario (also used by callflows.py)."""
+    out: list[_results.Result] = []
+    inn, bare = by_name.get("innkeeper"), by_name.get("bare")
+    procs = f"{servers} serve processes" if servers > 1 else "1 serve process"
+    if inn is not None:
+        out.append(
+            _results.Result(
+                scenario,
+                "max throughput",
+                round(inn.rate, 1),
+                unit,
+                target=target_ratio,
+                comparison=">=",
+                baseline=round(bare.rate, 1) if bare is not None else None,
+                ratio=ratio,
+                target_on="ratio",
+                note=f"closed loop, {procs}; p99 at max {inn.p99_ms:.1f} ms",
+            )
+            if bare is not None
+            else _results.Result(scenario, "max throughput", round(inn.rate, 1), unit, note="no baseline (--only)")
+        )
+    if inn is None and bare is not None:
+        out.append(_results.Result(scenario, "bare max throughput", round(bare.rate, 1), unit, note="--only bare"))
+    if fixed is not None and fixed.offered_rate is not None:
+        out.append(
+            _results.Result(
+                scenario,
+                f"p99 at {100 * share:g}% of max",
+                round(fixed.p99_ms, 2),
+                "ms",
+                target=target_p99_ms,
+                comparison="<=",
+                note=f"open loop at {fixed.offered_rate:.0f} {unit}: p50 {fixed.p50_ms:.1f} ms, "
+                f"max {fixed.max_ms:.0f} ms",
+            )
+        )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Innkeeper ingest benchmark (POST /v1.2/events vs bare Starlette).")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per target (default 20)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured warm-up seconds per target (default 2)")
+    parser.add_argument("--duration", type=float, help="measured seconds per target (default 20; --quick 2)")
+    parser.add_argument("--warmup", type=float, help="unmeasured warm-up seconds per target (default 2; --quick 0.5)")
     parser.add_argument(
         "--concurrency",
         type=int,
         default=DEFAULT_CONCURRENCY,
         help=f"keep-alive connections (default {DEFAULT_CONCURRENCY})",
     )
-    parser.add_argument("--browsers", type=int, default=BROWSERS, help="browsers created first (default 1000)")
+    parser.add_argument("--browsers", type=int, help=f"browsers created first (default {BROWSERS:,}; --quick 200)")
+    parser.add_argument(
+        "--identity-share",
+        type=float,
+        default=IDENTITY_SHARE,
+        help=f"share of IDENTITY events (default {IDENTITY_SHARE}); of the rest 70%% VIEW, 30%% ADD",
+    )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="innkeeper serve processes (and bare processes), each on its own port, connections spread "
+        "round-robin over them (default 1; issue 8 runs PostgreSQL with 2)",
+    )
+    parser.add_argument(
+        "--fixed-rate-share",
+        type=float,
+        default=FIXED_RATE_SHARE,
+        help="after the maximum, an open-loop phase at this share of it, for innkeeper (default 0.5; 0 = skip)",
+    )
+    parser.add_argument(
+        "--fixed-duration", type=float, help="measured seconds of the open-loop phase (default --duration)"
+    )
+    parser.add_argument("--fixed-warmup", type=float, default=1.0, help="open-loop lead-in seconds (default 1)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     parser.add_argument("--only", choices=["innkeeper", "bare"], help="run one target only (no ratio)")
+    parser.add_argument("--quick", action="store_true", help="2 s per phase, 200 browsers: checks the harness only")
+    parser.add_argument("--scenario", help="scenario id in the BENCH_RESULT line (default ingest-<db>)")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -872,12 +1162,20 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
     args = parser.parse_args()
+    args.duration = args.duration if args.duration is not None else (2.0 if args.quick else 20.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
+    args.browsers = args.browsers if args.browsers is not None else (200 if args.quick else BROWSERS)
+    args.fixed_duration = args.fixed_duration if args.fixed_duration is not None else args.duration
+    if args.servers < 1:
+        parser.error("--servers must be at least 1")
 
     client = args.client
     if client == "auto":
-        client = "wrk" if shutil.which("wrk") else "python"
+        client = "wrk" if shutil.which("wrk") and args.servers == 1 else "python"
     elif client == "wrk" and not shutil.which("wrk"):
         parser.error("--client wrk: wrk is not on PATH")
+    elif client == "wrk" and args.servers > 1:
+        parser.error("--client wrk drives one port; use the python client with --servers > 1")
 
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-"))
     if args.db == "sqlite":
@@ -889,71 +1187,68 @@ def main() -> int:
     print(f"  database:    {args.db} ({database_url})")
     print(
         f"  generator:   {client}; concurrency {args.concurrency} keep-alive connections; "
-        f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target"
+        f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target" + ("  [--quick]" if args.quick else "")
     )
+    if args.fixed_rate_share > 0:
+        print(
+            f"               then innkeeper open loop at {100 * args.fixed_rate_share:g}% of its maximum: "
+            f"{args.fixed_warmup:g}s + {args.fixed_duration:g}s measured"
+        )
+    print(f"  servers:     {args.servers} process(es) per target")
     print(f"  machine:     {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"  workdir:     {workdir}")
 
     targets = ["innkeeper", "bare"] if args.only is None else [args.only]
     results: list[Result] = []
+    fixed: Result | None = None
     created_pg = False
+    serve = [sys.executable, "-m", "innkeeper", "serve", "--no-workers"]
     try:
         if args.db == "postgres":
             pg_create(database_url)
             created_pg = True
-        port = free_port()
-        innkeeper = Server(
-            "innkeeper",
-            [sys.executable, "-m", "innkeeper", "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)],
-            server_env(database_url),
-            port,
-            workdir / "innkeeper.log",
-        )
         print("  starting innkeeper serve (migrations run on start)…")
-        innkeeper.start()
+        innkeeper = start_servers("innkeeper", serve, args.servers, database_url, workdir)
         try:
             t0 = time.monotonic()
             loop = _new_loop()
             try:
-                browsers = loop.run_until_complete(create_browsers(port, args.browsers, args.concurrency))
+                browsers = loop.run_until_complete(create_browsers(innkeeper[0].port, args.browsers, args.concurrency))
             finally:
                 loop.close()
             print(f"  created {len(browsers)} browsers in {time.monotonic() - t0:.1f}s (not timed)")
-            bodies = event_bodies(browsers, BODIES)
+            bodies = event_bodies(browsers, BODIES, identity_share=args.identity_share)
             (workdir / "bodies.jsonl").write_bytes(b"\n".join(bodies) + b"\n")
             (workdir / "headers.txt").write_text("".join(f"{k}: {v}\n" for k, v in EVENT_HEADERS.items()))
             (workdir / "ingest.lua").write_text(WRK_SCRIPT)
             adds = sum(b'"type":"ADD"' in b for b in bodies)
+            identities = sum(b'"type":"IDENTITY"' in b for b in bodies)
+            views = len(bodies) - adds - identities
             print(
-                f"  {len(bodies)} distinct event bodies: {100 * (len(bodies) - adds) / len(bodies):.0f}% VIEW, "
-                f"{100 * adds / len(bodies):.0f}% ADD, mean {sum(map(len, bodies)) / len(bodies):.0f} bytes"
+                f"  {len(bodies)} distinct event bodies: {100 * views / len(bodies):.0f}% VIEW, "
+                f"{100 * adds / len(bodies):.0f}% ADD, {100 * identities / len(bodies):.0f}% IDENTITY, "
+                f"mean {sum(map(len, bodies)) / len(bodies):.0f} bytes"
             )
             if "innkeeper" in targets:
                 before = count_events(args.db, database_url) or 0
                 print(f"  → innkeeper: {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
-                result = run_target("innkeeper", innkeeper, bodies, workdir, args, client)
+                result, fixed = run_target("innkeeper", innkeeper, bodies, workdir, args, client)
                 results.append(result)
         finally:
-            innkeeper.stop()
+            for server in innkeeper:
+                server.stop()
         if "innkeeper" in targets:
             stored = count_events(args.db, database_url)
             if stored is not None:
                 results[0].stored_events = stored - before
         if "bare" in targets:
-            port = free_port()
-            bare = Server(
-                "bare",
-                [sys.executable, str(HERE / "bare.py"), "--host", "127.0.0.1", "--port", str(port)],
-                server_env(database_url),
-                port,
-                workdir / "bare.log",
-            )
-            bare.start()
+            bare = start_servers("bare", [sys.executable, str(HERE / "bare.py")], args.servers, database_url, workdir)
             try:
                 print(f"  → bare:      {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
-                results.append(run_target("bare", bare, bodies, workdir, args, client))
+                results.append(run_target("bare", bare, bodies, workdir, args, client)[0])
             finally:
-                bare.stop()
+                for server in bare:
+                    server.stop()
     finally:
         if created_pg and not args.keep:
             with contextlib.suppress(Exception):
@@ -963,23 +1258,52 @@ def main() -> int:
 
     by_name = {r.target: r for r in results}
     ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else None
-    print_table(results, ratio)
+    print_table(results + ([fixed] if fixed is not None else []), ratio)
     for r in results:
+        answered = r.answered_201 + (fixed.answered_201 if fixed is not None and r.target == "innkeeper" else 0)
         print(f"  {r.target}: generator {r.client} used {r.generator_cpu * 100:.0f}% of a core", end="")
         if r.stored_events is not None:
-            print(f"; {r.answered_201} answered 201, {r.stored_events} events stored", end="")
+            print(f"; {answered} answered 201, {r.stored_events} events stored", end="")
             # wrk drops the answers still in flight when it stops (up to `concurrency` per run).
             slack = 0 if r.client.startswith("python") else 2 * args.concurrency
-            if not r.answered_201 <= r.stored_events <= r.answered_201 + slack:
+            if not answered <= r.stored_events <= answered + slack:
                 print("  <-- MISMATCH: a 201 must mean a stored event", end="")
         print()
 
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / (f"ingest-{args.db}.json" if args.only is None else f"ingest-{args.db}-{args.only}.json")
+    suffix = "-quick" if args.quick else ""
+    out = RESULTS / (
+        f"ingest-{args.db}{suffix}.json" if args.only is None else f"ingest-{args.db}{suffix}-{args.only}.json"
+    )
+
+    def summary(r: Result) -> dict[str, Any]:
+        return {
+            "events_per_s": round(r.rate, 1),
+            "requests": r.requests,
+            "seconds": round(r.seconds, 3),
+            "p50_ms": round(r.p50_ms, 3),
+            "p90_ms": round(r.p90_ms, 3),
+            "p99_ms": round(r.p99_ms, 3),
+            "max_ms": round(r.max_ms, 3),
+            "errors": r.errors,
+            "warmup_errors": r.warmup_errors,
+            "error_samples": r.error_samples,
+            "server_cpu": round(r.server_cpu, 3),
+            "machine_cpu": round(r.machine_cpu, 3),
+            "generator_cpu": round(r.generator_cpu, 3),
+            "other_cpu": round(r.other_cpu, 3),
+            "answered_201": r.answered_201,
+            "stored_events": r.stored_events,
+            "offered_rate": round(r.offered_rate, 1) if r.offered_rate is not None else None,
+            "client": r.client,
+        }
+
     payload = {
         "benchmark": "ingest",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "db": args.db,
+        "quick": args.quick,
+        "servers": args.servers,
         "concurrency": args.concurrency,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
@@ -988,34 +1312,30 @@ def main() -> int:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "view_share": VIEW_SHARE,
-        "targets": {
-            r.target: {
-                "events_per_s": round(r.rate, 1),
-                "requests": r.requests,
-                "seconds": round(r.seconds, 3),
-                "p50_ms": round(r.p50_ms, 3),
-                "p90_ms": round(r.p90_ms, 3),
-                "p99_ms": round(r.p99_ms, 3),
-                "max_ms": round(r.max_ms, 3),
-                "errors": r.errors,
-                "warmup_errors": r.warmup_errors,
-                "error_samples": r.error_samples,
-                "server_cpu": round(r.server_cpu, 3),
-                "machine_cpu": round(r.machine_cpu, 3),
-                "generator_cpu": round(r.generator_cpu, 3),
-                "other_cpu": round(r.other_cpu, 3),
-                "answered_201": r.answered_201,
-                "stored_events": r.stored_events,
-                "client": r.client,
-            }
-            for r in results
-        },
+        "identity_share": args.identity_share,
+        "targets": {r.target: summary(r) for r in results},
+        "fixed_rate": summary(fixed) if fixed is not None else None,
+        "fixed_rate_share": args.fixed_rate_share,
         "ratio_innkeeper_over_bare": round(ratio, 4) if ratio is not None else None,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"  results written to {out.relative_to(ROOT)}")
 
-    failed = [r for r in results if r.errors or r.warmup_errors]
+    _results.emit(
+        bench_results(
+            args.scenario or f"ingest-{args.db}",
+            by_name,
+            fixed,
+            ratio,
+            share=args.fixed_rate_share,
+            target_ratio=0.5,
+            target_p99_ms=25.0,
+            unit="events/s",
+            servers=args.servers,
+        ),
+        quick=args.quick,
+    )
+    failed = [r for r in [*results, *([fixed] if fixed else [])] if r.errors or r.warmup_errors]
     if failed:
         print()
         print("!" * 78)

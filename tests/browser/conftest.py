@@ -112,7 +112,13 @@ def site_server(sdk_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser(sdk_dir: Path) -> Iterator[Any]:
+def browser(sdk_dir: Path, chromium: Any) -> Any:
+    """Chromium for the SDK tests (which also need the SDK bundles)."""
+    return chromium
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
     """Debian's Chromium through Playwright (function scope: no event-loop sharing)."""
     if not (os.path.isfile(CHROMIUM_PATH) and os.access(CHROMIUM_PATH, os.X_OK)):
         pytest.skip(f"{CHROMIUM_PATH} not found: {CHROMIUM_HINT}")

@@ -38,7 +38,7 @@ def guarded_routes() -> list[tuple[str, str, str]]:
             ]
             assert len(permissions) == 1, f"{method} {route.path} must declare exactly one need(permission)"
             found.append((method, route.path, str(permissions[0])))
-    return found
+    return sorted(found, key=lambda item: item[1] == "/portal/logout")  # signing out last keeps the clients signed in
 
 
 def concrete(path: str) -> str:

@@ -17,7 +17,7 @@ async def test_sign_in_sets_a_safe_cookie_and_shows_guests(
     await make_user(runtime, clock, "ann@example.com", "MARKETER")
     assert (await portal.get("/portal/guests")).status_code == 303  # not signed in: to the sign-in form
     response = await sign_in(portal, "ann@example.com")
-    assert response.status_code == 303 and response.headers["location"] == "/portal/guests"
+    assert response.status_code == 303 and response.headers["location"] == "/portal/dashboard"
     cookie = response.headers["set-cookie"]
     assert "ik_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/portal" in cookie
     page = await portal.get("/portal/guests")

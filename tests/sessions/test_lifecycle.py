@@ -271,3 +271,16 @@ async def test_sweeper_and_event_path_agree_after_a_point_of_sale_timeout_change
     rows = await browser_sessions(runtime, browser["ref"])
     assert [(s.status, s.num_events) for s in rows] == [("OPEN", 2)], "10 idle minutes are inside a 30-minute timeout"
     assert closed == 0
+
+
+async def test_point_of_sale_language_and_currency_longer_than_their_columns_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    for field in ("language", "currencyCode"):
+        response = await client.post(
+            "/admin/v1/points-of-sale", json={"name": f"wide-{field}", field: "x" * 9}, auth=ADMIN
+        )
+        assert response.status_code == 400, response.text
+        assert "at most 8 characters" in response.json()["developerMessage"]
+        listed = await client.get(f"/admin/v1/points-of-sale/wide-{field}", auth=ADMIN)
+        assert listed.status_code == 404

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
+from innkeeper import worker
 from innkeeper.core.runtime import Runtime
 from innkeeper.worker import SWEEP_BATCH, sweep_once
 from tests.factories.sessions import browser_sessions, outbox, send
@@ -14,16 +16,18 @@ from tests.support.clock import FrozenClock
 
 
 async def test_sweep_closes_more_sessions_than_one_batch(
-    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    browsers = [await create_browser(client) for _ in range(SWEEP_BATCH + 3)]
+    assert SWEEP_BATCH >= 500  # the worker closes sessions in large set-based batches
+    monkeypatch.setattr(worker, "SWEEP_BATCH", 4)  # …made small here to cross batch boundaries cheaply
+    browsers = [await create_browser(client) for _ in range(4 * 2 + 3)]
     for b in browsers:
         await send(client, b["ref"])
     clock.advance(minutes=21)
 
-    assert await sweep_once(runtime) == SWEEP_BATCH + 3
+    assert await sweep_once(runtime) == 4 * 2 + 3
     assert await sweep_once(runtime) == 0
-    assert len(await outbox(runtime)) == SWEEP_BATCH + 3
+    assert len(await outbox(runtime)) == 4 * 2 + 3
 
 
 async def test_sweep_on_nothing_is_a_no_op(runtime: Runtime, clock: FrozenClock) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Integer, Select, String, Table, delete, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.connections.models import Connection, OutboxMessage
@@ -34,6 +35,22 @@ class OutboxRepository:
                 attempts=0,
             )
         )
+
+    async def insert_selected_once(self, *, topic: str, rows: Select[Any], now: datetime) -> None:
+        """Insert one message per row of ``rows``, a SELECT of ``(idempotency key, guest ref, payload)``,
+        in one INSERT … SELECT; a key already written is skipped (``ON CONFLICT DO NOTHING``)."""
+        table = cast(Table, OutboxMessage.__table__)
+        selected = rows.add_columns(
+            literal(topic, String()),
+            literal(now, table.c.created_at.type),
+            literal(now, table.c.available_at.type),
+            literal(0, Integer()),
+        )
+        columns = ["idempotency_key", "guest_ref", "payload", "topic", "created_at", "available_at", "attempts"]
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        stmt = insert.from_select(columns, selected).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        await self.session.execute(stmt)
 
     async def pending(self, topic: str | None) -> list[OutboxMessage]:
         stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None)).order_by(OutboxMessage.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.connections import _records
@@ -37,6 +38,7 @@ __all__ = [
     "create_connection",
     "deliver",
     "enqueue",
+    "enqueue_selected",
     "get_connection",
     "kind_of",
     "list_connections",
@@ -66,6 +68,12 @@ async def enqueue(
     await OutboxRepository(session).insert_once(
         topic=topic, key=key, payload=payload, now=clock.now(), guest_ref=guest_ref
     )
+
+
+async def enqueue_selected(session: AsyncSession, topic: str, rows: Select[Any], *, clock: Clock) -> None:
+    """:func:`enqueue` for every row of ``rows``, a SELECT of ``(key, guest_ref, payload)`` built by the
+    calling domain over its own tables: the messages are written by the database in one statement."""
+    await OutboxRepository(session).insert_selected_once(topic=topic, rows=rows, now=clock.now())
 
 
 async def pending(session: AsyncSession, *, topic: str | None = None) -> list[dict[str, Any]]:

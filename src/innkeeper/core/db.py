@@ -83,6 +83,11 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # 64 MiB of page cache (default 2 MiB) and a checkpoint every ~40 MiB of WAL (default 4 MiB):
+        # big writers (the sweeper's batches, imports) rewrite the same random-key index pages again and
+        # again, and reads of thousands of rows (timelines) stay in memory.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -7,7 +7,7 @@ change commits or rolls back with the cause.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -32,10 +32,52 @@ def subscribe(
     return register
 
 
+BatchHandler = Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]
+_batch_handlers: dict[type[Any], list[BatchHandler]] = defaultdict(list)
+
+
+def subscribe_many(
+    event_type: type[E],
+) -> Callable[
+    [Callable[[AsyncSession, Sequence[E]], Awaitable[None]]], Callable[[AsyncSession, Sequence[E]], Awaitable[None]]
+]:
+    """Register a handler that receives a list of ``event_type`` events at once.
+
+    :func:`publish` hands it a list of one; :func:`publish_many` (the sweeper closing a batch of
+    sessions) the whole batch, so the handler can do its reads and writes set-based.
+    """
+
+    def register(
+        handler: Callable[[AsyncSession, Sequence[E]], Awaitable[None]],
+    ) -> Callable[[AsyncSession, Sequence[E]], Awaitable[None]]:
+        if handler not in _batch_handlers[event_type]:
+            _batch_handlers[event_type].append(handler)
+        return handler
+
+    return register
+
+
 async def publish(session: AsyncSession, event: object) -> None:
     """Run every handler subscribed to the event's type, in subscription order."""
     for handler in _handlers.get(type(event), ()):
         await handler(session, event)
+    for batch_handler in _batch_handlers.get(type(event), ()):
+        await batch_handler(session, [event])
+
+
+async def publish_many(session: AsyncSession, batch: Sequence[object]) -> None:
+    """Publish events of one type together: per-event handlers run for each event in order, then
+    every batch handler once with the whole list."""
+    if not batch:
+        return
+    kind = type(batch[0])
+    if any(type(event) is not kind for event in batch):
+        raise TypeError("publish_many takes events of one type")
+    for handler in _handlers.get(kind, ()):
+        for event in batch:
+            await handler(session, event)
+    for batch_handler in _batch_handlers.get(kind, ()):
+        await batch_handler(session, batch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from innkeeper.core.db import Base, JSONType, UTCDateTime
@@ -15,6 +15,8 @@ class Guest(Base):
     """A guest profile (data model 2.1)."""
 
     __tablename__ = "guests"
+    # Email lookups are case-insensitive (``lower(email) = lower(:value)``): the REST search, find by email.
+    __table_args__ = (Index("ix_guests_email_lower", func.lower(text("email"))),)
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
     guest_type: Mapped[str] = mapped_column(String(16))

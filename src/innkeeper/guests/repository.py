@@ -111,6 +111,16 @@ class GuestRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def live_of_type(self, refs: list[str], guest_type: str) -> set[str]:
+        """The refs among ``refs`` of live guests of ``guest_type``."""
+        found: set[str] = set()
+        for at in range(0, len(refs), 500):
+            stmt = select(Guest.ref).where(
+                Guest.ref.in_(refs[at : at + 500]), Guest.deleted_at.is_(None), Guest.guest_type == guest_type
+            )
+            found.update((await self.session.execute(stmt)).scalars())
+        return found
+
     async def live_by_identifier(self, provider: str, value: str) -> Guest | None:
         owner = select(GuestIdentifier.guest_ref).where(
             GuestIdentifier.provider == provider, GuestIdentifier.value == value

@@ -200,6 +200,12 @@ async def find_live_guest(
     return None
 
 
+async def identified_refs(session: AsyncSession, refs: list[str]) -> set[str]:
+    """The refs among ``refs`` of live guests that are identified (``customer``): one query for a
+    whole batch, the set-based form of ``find_live_guest(ref=…).guest_type == "customer"``."""
+    return await GuestRepository(session).live_of_type(refs, "customer")
+
+
 async def extensions_of(session: AsyncSession, guest_ref: str) -> list[GuestExtension]:
     """The guest's data extensions, in name order."""
     return sorted(await GuestExtensionRepository(session).of_guests([guest_ref]), key=lambda row: row.name)

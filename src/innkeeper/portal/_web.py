@@ -152,4 +152,4 @@ def safe_next(target: str | None) -> str:
     """Only same-portal paths are followed after sign-in (no open redirect)."""
     if target and target.startswith("/portal/") and not target.startswith("//") and "\\" not in target:
         return target
-    return "/portal/guests"
+    return "/portal/dashboard"

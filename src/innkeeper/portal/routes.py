@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi.responses import FileResponse, Response
 
-from innkeeper.portal import auth, guests
+from innkeeper.portal import auth, batches, dashboard, flows, guests, results, settings
 from innkeeper.portal._web import STATIC_DIR, protect, redirect, router
 
 # The page modules register their routes on import.
-PAGES = (auth, guests)
+PAGES = (auth, guests, settings, dashboard, batches, flows, results)
 _STATIC = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in (".js", ".css")}
 
 
 @router.get("")
 async def home() -> Response:
-    return redirect("/portal/guests")
+    return redirect("/portal/dashboard")
 
 
 @router.get("/static/{name}")

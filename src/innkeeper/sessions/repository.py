@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, Table, Text, bindparam, delete, func, literal_column, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from innkeeper.sessions.models import Event, Session
 
@@ -80,15 +82,98 @@ class SessionRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def expired(self, now: datetime, limit: int) -> list[Session]:
+    async def expired_for_close(self, now: datetime, limit: int) -> list[Any]:
+        """What closing needs of up to ``limit`` expired OPEN sessions, oldest expiry first, locked for this
+        transaction (rows another sweeper holds are skipped): plain rows of ``ref, guest_ref, browser_ref,
+        point_of_sale, origin, converted, cart`` and ``ended``, the last activity as ISO 8601 text."""
+        sessions = Session.__table__.c
         stmt = (
-            select(Session)
-            .where(Session.status == "OPEN", Session.expires_at < now)
-            .order_by(Session.expires_at)
+            select(
+                sessions.ref,
+                sessions.guest_ref,
+                sessions.browser_ref,
+                sessions.point_of_sale,
+                sessions.origin,
+                self._iso_text(sessions.last_activity_at).label("ended"),
+                sessions.converted,
+                sessions.cart,
+            )
+            .where(sessions.status == "OPEN", sessions.expires_at < now)
+            .order_by(sessions.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list((await self.session.execute(stmt)).scalars())
+        return list((await self.session.execute(stmt)).all())
+
+    async def close_timed_out(self, outcomes: Sequence[tuple[str, str, float | None]], *, now: datetime) -> None:
+        """Close sessions by TIMEOUT, given each one's ``(ref, cart type, abandoned revenue)``: one UPDATE
+        per cart type for the sessions without revenue (``ref IN (…)``), one multi-row UPDATE for the rest."""
+        if not outcomes:
+            return
+        table = cast(Table, Session.__table__)
+        closing = {
+            "status": "CLOSED",
+            "close_reason": "TIMEOUT",
+            "ended_at": table.c.last_activity_at,  # TIMEOUT: the session ended at its last activity
+            "modified_at": now,
+        }
+        plain: dict[str, list[str]] = {}
+        priced: list[dict[str, Any]] = []
+        for ref, cart_type, revenue in outcomes:
+            if revenue is None:
+                plain.setdefault(cart_type, []).append(ref)
+            else:
+                priced.append({"b_ref": ref, "b_cart_type": cart_type, "b_revenue": revenue})
+        for cart_type, refs in plain.items():
+            for at in range(0, len(refs), 5000):
+                await self.session.execute(
+                    update(table)
+                    .where(table.c.ref.in_(refs[at : at + 5000]), table.c.status == "OPEN")
+                    .values(**closing, cart_type=cart_type, abandoned_revenue=None)
+                )
+        if priced:
+            stmt = (
+                update(table)
+                .where(table.c.ref == bindparam("b_ref"), table.c.status == "OPEN")
+                .values(**closing, cart_type=bindparam("b_cart_type"), abandoned_revenue=bindparam("b_revenue"))
+            )
+            await self.session.execute(stmt, priced)
+        # Sessions already loaded in this unit of work get the values just written, as close() leaves them.
+        if self.session.identity_map:
+            by_ref = {ref: (cart_type, revenue) for ref, cart_type, revenue in outcomes}
+            for obj in list(self.session.identity_map.values()):
+                if not isinstance(obj, Session) or obj.status != "OPEN" or obj.ref not in by_ref:
+                    continue
+                cart_type, revenue = by_ref[obj.ref]
+                for key, value in (
+                    ("status", "CLOSED"),
+                    ("close_reason", "TIMEOUT"),
+                    ("ended_at", obj.last_activity_at),
+                    ("cart_type", cart_type),
+                    ("abandoned_revenue", revenue),
+                    ("modified_at", now),
+                ):
+                    set_committed_value(obj, key, value)
+
+    def closed_messages(self, refs: list[str], *, topic: str) -> Select[Any]:
+        """A SELECT of the ``session.closed`` outbox message of each of these (just closed) sessions:
+        ``(idempotency key, guest ref, payload)``, the payload built by the database from the row."""
+        sessions = Session.__table__.c
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        fields = [
+            ("sessionRef", sessions.ref),
+            ("guestRef", sessions.guest_ref),
+            ("browserRef", sessions.browser_ref),
+            ("cartType", sessions.cart_type),
+            ("abandonedRevenue", sessions.abandoned_revenue),
+            ("pointOfSale", sessions.point_of_sale),
+            ("closeReason", sessions.close_reason),
+            ("endedAt", self._iso_text(sessions.ended_at)),
+        ]
+        arguments = [item for name, column in fields for item in (literal_column(f"'{name}'", Text), column)]
+        build = func.jsonb_build_object if postgres else func.json_object
+        key = (literal_column(f"'{topic}:'", Text) + sessions.ref).label("idempotency_key")
+        return select(key, sessions.guest_ref, build(*arguments).label("payload")).where(sessions.ref.in_(refs))
 
     async def for_guest(
         self,
@@ -192,3 +277,84 @@ class SessionRepository:
                 if browser_ref is not None:
                     found.setdefault(browser_ref, guest_ref)
         return found
+
+    async def timeline_event_rows(self, session_refs: list[str]) -> list[Any]:
+        """Plain rows of these sessions' events for the timelines, oldest first:
+        ``(ref, session_ref, type, created_at, page, processing_status, failure_reason)``, the times as
+        ISO 8601 text (``iso()``'s format). Never ``raw``: the portal reads one event's on demand
+        (:meth:`event_of_guest`).
+        """
+        if not session_refs:
+            return []
+        # Table columns (a Core select: rows come straight from the cursor, no ORM loading) and the times
+        # already formatted by the database: a guest can have thousands of events.
+        events = Event.__table__.c
+        stmt = (
+            select(
+                events.ref,
+                events.session_ref,
+                events.type,
+                self._iso_text(events.created_at).label("created_at"),
+                events.page,
+                events.processing_status,
+                events.failure_reason,
+            )
+            .where(events.session_ref.in_(session_refs))
+            .order_by(events.created_at, events.ref)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    def _iso_text(self, column: Any) -> Any:
+        """SQL for a UTC datetime column as :func:`innkeeper.core.clock.iso` writes it
+        (``2026-01-15T09:00:00.123Z``, milliseconds truncated)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        # SQLAlchemy keeps SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text (always six digits).
+        stored = type_coerce(column, Text)
+        return func.substr(stored, 1, 10, type_=Text) + "T" + func.substr(stored, 12, 12, type_=Text) + "Z"
+
+    async def closed_per_day(
+        self, start: datetime, end: datetime, *, pos: str | None, channel: str | None
+    ) -> list[tuple[str, str | None, int, float]]:
+        """(UTC day ``YYYY-MM-DD``, cart type, sessions, abandoned revenue) per day, for tracked sessions.
+
+        The sessions closed in [start, end) that :meth:`abandonment` counts, by the UTC day they ended on.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            day: Any = func.to_char(func.timezone("UTC", Session.ended_at), "YYYY-MM-DD")
+        else:  # SQLite keeps UTC datetimes as ISO text
+            day = func.strftime("%Y-%m-%d", Session.ended_at)
+        stmt = (
+            select(
+                day.label("ended_day"),
+                Session.cart_type,
+                func.count(),
+                func.coalesce(func.sum(Session.abandoned_revenue), 0.0),
+            )
+            .where(
+                Session.status == "CLOSED",
+                Session.origin.is_(None),
+                Session.ended_at >= start,
+                Session.ended_at < end,
+            )
+            .group_by(literal_column("ended_day"), Session.cart_type)
+            .order_by(literal_column("ended_day"))
+        )
+        if pos:
+            stmt = stmt.where(Session.point_of_sale == pos)
+        if channel:
+            stmt = stmt.where(Session.channel == channel)
+        return [
+            (str(found_day), cart_type, int(count), float(revenue or 0.0))
+            for found_day, cart_type, count, revenue in (await self.session.execute(stmt)).all()
+        ]
+
+    async def event_of_guest(self, ref: str, guest_ref: str) -> Event | None:
+        """The event ``ref`` when it is the guest's: its own (a merge moves the events to the surviving guest)
+        or one in the guest's sessions (a session keeps the events sent before an identity switch), as the
+        timeline shows them."""
+        in_own_session = (
+            select(Session.ref).where(Session.ref == Event.session_ref, Session.guest_ref == guest_ref).exists()
+        )
+        stmt = select(Event).where(Event.ref == ref, or_(Event.guest_ref == guest_ref, in_own_session))
+        return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -233,9 +233,13 @@ def mark_converted(row: Session, *, order_ref: str, value: float | None) -> None
 
 def cart_outcome(row: Session) -> tuple[CartType, float | None]:
     """CONVERTED, else ABANDONED with the revenue left in the cart, else BROWSED (§5.4)."""
-    if row.converted:
+    return _outcome(row.converted, row.cart)
+
+
+def _outcome(converted: bool, cart: list[dict[str, Any]] | None) -> tuple[CartType, float | None]:
+    if converted:
         return "CONVERTED", None
-    lines = row.cart or []
+    lines = cart or []
     if lines:
         return "ABANDONED", round(sum(float(line["quantity"]) * float(line["price"]) for line in lines), 2)
     return "BROWSED", None
@@ -314,10 +318,49 @@ async def latest_open(session: AsyncSession, browser_ref: str) -> Session | None
 
 
 async def sweep(session: AsyncSession, *, clock: Clock, limit: int = 200) -> int:
-    """Close sessions idle past their timeout; safe to run in many workers at once."""
-    rows = await SessionRepository(session).expired(clock.now(), limit)
+    """Close up to ``limit`` sessions idle past their timeout; safe to run in many workers at once.
+
+    The set-based form of :func:`close` with reason TIMEOUT, same results: the expired rows are read
+    (and locked, skipping rows another worker holds) in one query and their outcomes computed here with
+    :func:`cart_outcome`'s rule; then, for the whole batch, a few UPDATEs (one per outcome, one multi-row
+    for the abandoned carts), one INSERT … SELECT of the outbox messages, one identified-guest lookup and
+    one ``SessionClosed`` publication (batch subscribers see the whole list at once).
+    """
+    repo = SessionRepository(session)
+    rows = await repo.expired_for_close(clock.now(), limit)
+    if not rows:
+        return 0
+    now = clock.now()
+    outcomes: list[tuple[str, CartType, float | None]] = []
     for row in rows:
-        await close(session, row, reason="TIMEOUT", clock=clock)
+        cart_type, revenue = _outcome(row.converted, row.cart)
+        outcomes.append((row.ref, cart_type, revenue))
+    await repo.close_timed_out(outcomes, now=now)
+    # The same session.closed message as close() writes, built by the database from the closed rows.
+    refs = [ref for ref, _, _ in outcomes]
+    await outbox.enqueue_selected(
+        session, SESSION_CLOSED, repo.closed_messages(refs, topic=SESSION_CLOSED), clock=clock
+    )
+    abandoned = {
+        row.guest_ref for row, (_, cart_type, _) in zip(rows, outcomes, strict=True) if cart_type == "ABANDONED"
+    }
+    identified = await guests.identified_refs(session, sorted(abandoned)) if abandoned else set()
+    await events.publish_many(
+        session,
+        [
+            events.SessionClosed(
+                session_ref=row.ref,
+                guest_ref=row.guest_ref,
+                cart_type=cart_type,
+                abandoned_revenue=revenue,
+                closed_at=now,
+                identified=cart_type == "ABANDONED" and row.guest_ref in identified,
+                origin=row.origin,
+            )
+            for row, (_, cart_type, revenue) in zip(rows, outcomes, strict=True)
+        ],
+    )
+    log.debug("sweeper closed %d sessions", len(rows))
     return len(rows)
 
 
@@ -420,3 +463,36 @@ async def abandonment(
 ) -> tuple[int, float, int, int]:
     """Abandoned sessions, abandoned revenue, sessions with an ADD and closed sessions in a period (§10.4)."""
     return await SessionRepository(session).abandonment(start, end, pos=pos, channel=channel)
+
+
+@dataclass(slots=True)
+class ClosedDay:
+    """Tracked sessions closed on one UTC day (``YYYY-MM-DD``), by cart outcome (§5.4)."""
+
+    day: str
+    browsed: int = 0
+    converted: int = 0
+    abandoned: int = 0
+    abandoned_revenue: float = 0.0
+
+
+async def closed_per_day(
+    session: AsyncSession, start: datetime, end: datetime, *, pos: str | None = None, channel: str | None = None
+) -> dict[str, ClosedDay]:
+    """Per UTC day with closed sessions in [start, end): browsed, converted, abandoned and abandoned revenue.
+
+    The same sessions as :func:`abandonment` (tracked, closed in the period), so the days add up to its totals.
+    """
+    days: dict[str, ClosedDay] = {}
+    for day, cart_type, count, revenue in await SessionRepository(session).closed_per_day(
+        start, end, pos=pos, channel=channel
+    ):
+        row = days.setdefault(day, ClosedDay(day))
+        if cart_type == "ABANDONED":
+            row.abandoned += count
+            row.abandoned_revenue += revenue
+        elif cart_type == "CONVERTED":
+            row.converted += count
+        else:  # BROWSED (and sessions closed before outcomes were recorded)
+            row.browsed += count
+    return days

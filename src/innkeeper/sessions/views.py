@@ -57,27 +57,6 @@ def session_record(row: Session) -> dict[str, Any]:
     }
 
 
-def _summary(event: Event) -> str:
-    if event.processing_status == "FAILED":
-        return f"{event.type} failed: {event.failure_reason}"
-    parts = [event.type]
-    if event.page:
-        parts.append(f"on {event.page}")
-    return " ".join(parts)
-
-
-def event_item(event: Event) -> dict[str, Any]:
-    """A timeline event line."""
-    return {
-        "ref": event.ref,
-        "type": event.type,
-        "createdAt": iso(event.created_at),
-        "page": event.page,
-        "processingStatus": event.processing_status,
-        "summary": _summary(event),
-    }
-
-
 def event_record(event: Event, *, include_raw: bool) -> dict[str, Any]:
     """The stored event record of spec §4.3; ``raw`` only when the debug flag is on."""
     record: dict[str, Any] = {
@@ -115,15 +94,17 @@ async def timeline(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The guest's last 100 sessions, newest first, each with its events."""
+    """The guest's last 100 sessions, newest first, each with its events: two queries, the events read
+    as plain rows of the few columns a timeline line shows (no ORM objects, never ``raw``): a guest can
+    have thousands. The portal reads one event's record and raw JSON on demand (:func:`event_debug`).
+    """
     repo = SessionRepository(session)
     rows = await repo.for_guest(
         guest_ref, channel=channel, cart_type=cart_type, start=start, end=end, limit=TIMELINE_LIMIT
     )
-    events = await repo.events_of_sessions([r.ref for r in rows])
     by_session: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        by_session.setdefault(event.session_ref or "", []).append(event_item(event))
+    for event in await repo.timeline_event_rows([r.ref for r in rows]):
+        by_session.setdefault(event[1], []).append(_timeline_event(event))
     return [{**session_record(r), "events": by_session.get(r.ref, [])} for r in rows]
 
 
@@ -142,3 +123,30 @@ async def guest_events(
         guest_ref, status=status, start=start, end=end, limit=limit
     )
     return [event_record(r, include_raw=include_raw) for r in rows]
+
+
+def _line_summary(type_: str, page: str | None, status: str, failure: str | None) -> str:
+    if status == "FAILED":
+        return f"{type_} failed: {failure}"
+    return f"{type_} on {page}" if page else type_
+
+
+def _timeline_event(row: Any) -> dict[str, Any]:
+    """A timeline event line from a plain row of :meth:`SessionRepository.timeline_event_rows`
+    (unpacked by position: a row's attribute lookups cost more than building the dict)."""
+    ref, _, type_, created_at, page, status, failure = row
+    return {
+        "ref": ref,
+        "type": type_,
+        "createdAt": created_at,
+        "page": page,
+        "processingStatus": status,
+        "summary": _line_summary(type_, page, status, failure),
+    }
+
+
+async def event_debug(session: AsyncSession, guest_ref: str, event_ref: str) -> dict[str, Any] | None:
+    """One event's stored record of spec §4.3, ``raw`` included, for the portal's debug details; ``None``
+    when there is no such event or it is not the guest's (:meth:`SessionRepository.event_of_guest`)."""
+    row = await SessionRepository(session).event_of_guest(event_ref, guest_ref)
+    return None if row is None else event_record(row, include_raw=True)

@@ -150,8 +150,9 @@ def _validate_pos(name: str, fields: dict[str, Any]) -> None:
         problems.append("timeoutInMinutes: must be an integer between 1 and 1440")
     for key in ("market", "brand", "language", "currency_code", "site_name"):
         value = fields.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > 100):
-            problems.append(f"{key}: must be a string of at most 100 characters")
+        limit = 8 if key in ("language", "currency_code") else 100  # the columns' widths
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            problems.append(f"{key}: must be a string of at most {limit} characters")
     if problems:
         raise InvalidPointOfSale("Invalid point of sale", developer_message="; ".join(problems))
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.triggers.models import Delivery, EmailSuppression, TriggerJob
@@ -19,13 +20,22 @@ class TriggerRepository:
     def add(self, row: TriggerJob | Delivery | EmailSuppression) -> None:
         self.session.add(row)
 
-    async def job_exists(self, flow_ref: str, trigger_type: str, entity_ref: str) -> bool:
-        stmt = select(TriggerJob.ref).where(
-            TriggerJob.flow_ref == flow_ref,
-            TriggerJob.trigger_type == trigger_type,
-            TriggerJob.entity_ref == entity_ref,
-        )
-        return (await self.session.execute(stmt)).first() is not None
+    async def existing_jobs(self, flow_ref: str, trigger_type: str, entity_refs: list[str]) -> set[str]:
+        """The entities among ``entity_refs`` that already have a job of this flow and trigger type."""
+        found: set[str] = set()
+        for at in range(0, len(entity_refs), 500):
+            stmt = select(TriggerJob.entity_ref).where(
+                TriggerJob.flow_ref == flow_ref,
+                TriggerJob.trigger_type == trigger_type,
+                TriggerJob.entity_ref.in_(entity_refs[at : at + 500]),
+            )
+            found.update((await self.session.execute(stmt)).scalars())
+        return found
+
+    async def insert_jobs(self, rows: list[dict[str, Any]]) -> None:
+        """Insert trigger jobs (column dicts) in one multi-row statement."""
+        if rows:
+            await self.session.execute(insert(TriggerJob), rows)
 
     async def lease_jobs(self, now: datetime, limit: int) -> list[TriggerJob]:
         """Due jobs nobody holds, locked so other workers skip them."""

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +28,7 @@ from innkeeper.core.errors import Conflict
 from innkeeper.core.ids import new_ref
 from innkeeper.personalize.experiences import triggered
 from innkeeper.personalize.experiences.definitions import Trigger, trigger_of
-from innkeeper.triggers.models import Delivery, EmailSuppression, TriggerJob
+from innkeeper.triggers.models import Delivery, EmailSuppression
 from innkeeper.triggers.repository import TriggerRepository
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,17 @@ async def _matching(session: AsyncSession, trigger_type: str) -> list[tuple[str,
     return [(ref, trigger) for ref, trigger in triggers if trigger.type == trigger_type]
 
 
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One entity that may fire triggered flows: a closed session, an order, a guest, an event."""
+
+    entity_ref: str
+    guest_ref: str | None
+    message: dict[str, Any]
+    occurred_at: datetime
+    event_type: str | None = None
+
+
 async def schedule(
     session: AsyncSession,
     trigger_type: str,
@@ -66,54 +79,73 @@ async def schedule(
     event_type: str | None = None,
 ) -> int:
     """Insert a job for every matching LIVE triggered flow; returns how many were new."""
+    cause = Cause(entity_ref, guest_ref, message, occurred_at, event_type)
+    return await schedule_many(session, trigger_type, [cause])
+
+
+async def schedule_many(session: AsyncSession, trigger_type: str, causes: Sequence[Cause]) -> int:
+    """:func:`schedule` for many causes at once: one existence query per matching flow and one
+    multi-row insert, whatever the number of causes (the sweeper closes sessions in batches)."""
+    if not causes:
+        return 0
+    matching = await _matching(session, trigger_type)
+    if not matching:
+        return 0
     repo = TriggerRepository(session)
-    created = 0
-    for flow_ref, trigger in await _matching(session, trigger_type):
-        if trigger_type == "CUSTOM_EVENT" and (event_type or "").upper() not in trigger.event_types:
+    rows: list[dict[str, Any]] = []
+    for flow_ref, trigger in matching:
+        wanted = [
+            cause
+            for cause in causes
+            if trigger_type != "CUSTOM_EVENT" or (cause.event_type or "").upper() in trigger.event_types
+        ]
+        if not wanted:
             continue
-        if await repo.job_exists(flow_ref, trigger_type, entity_ref):
-            continue
-        repo.add(
-            TriggerJob(
-                ref=new_ref(),
-                flow_ref=flow_ref,
-                trigger_type=trigger_type,
-                entity_ref=entity_ref,
-                guest_ref=guest_ref,
-                message=message,
-                occurred_at=occurred_at,
-                run_at=occurred_at + timedelta(minutes=trigger.delay_minutes),
-                status="PENDING",
-                attempts=0,
-                created_at=occurred_at,
+        taken = await repo.existing_jobs(flow_ref, trigger_type, [cause.entity_ref for cause in wanted])
+        for cause in wanted:
+            if cause.entity_ref in taken:
+                continue
+            taken.add(cause.entity_ref)
+            rows.append(
+                {
+                    "ref": new_ref(),
+                    "flow_ref": flow_ref,
+                    "trigger_type": trigger_type,
+                    "entity_ref": cause.entity_ref,
+                    "guest_ref": cause.guest_ref,
+                    "message": cause.message,
+                    "occurred_at": cause.occurred_at,
+                    "run_at": cause.occurred_at + timedelta(minutes=trigger.delay_minutes),
+                    "status": "PENDING",
+                    "attempts": 0,
+                    "created_at": cause.occurred_at,
+                }
             )
-        )
-        created += 1
-    if created:
-        await session.flush()
-    return created
+    await repo.insert_jobs(rows)
+    return len(rows)
 
 
-@events.subscribe(events.SessionClosed)
-async def on_session_closed(session: AsyncSession, closed: events.SessionClosed) -> None:
-    message = {"ref": closed.session_ref, "cartType": closed.cart_type, "abandonedRevenue": closed.abandoned_revenue}
-    await schedule(
-        session,
-        "SESSION_CLOSED",
-        entity_ref=closed.session_ref,
-        guest_ref=closed.guest_ref,
-        message=message,
-        occurred_at=closed.closed_at,
-    )
-    if closed.cart_type == "ABANDONED" and closed.identified and closed.origin is None:
-        await schedule(
-            session,
-            "ABANDONED_CART",
-            entity_ref=closed.session_ref,
-            guest_ref=closed.guest_ref,
-            message=message,
-            occurred_at=closed.closed_at,
+@events.subscribe_many(events.SessionClosed)
+async def on_sessions_closed(session: AsyncSession, closed: Sequence[events.SessionClosed]) -> None:
+    """SESSION_CLOSED for every closed session; ABANDONED_CART for tracked, identified abandoned carts."""
+    if not await _matching(session, "SESSION_CLOSED") and not await _matching(session, "ABANDONED_CART"):
+        return  # no LIVE flow listens: nothing to build for a sweep of thousands
+    causes = [
+        Cause(
+            item.session_ref,
+            item.guest_ref,
+            {"ref": item.session_ref, "cartType": item.cart_type, "abandonedRevenue": item.abandoned_revenue},
+            item.closed_at,
         )
+        for item in closed
+    ]
+    await schedule_many(session, "SESSION_CLOSED", causes)
+    abandoned = [
+        cause
+        for cause, item in zip(causes, closed, strict=True)
+        if item.cart_type == "ABANDONED" and item.identified and item.origin is None
+    ]
+    await schedule_many(session, "ABANDONED_CART", abandoned)
 
 
 @events.subscribe(events.OrderCreated)

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from innkeeper.core.errors import Conflict, Invalid, Unauthorized
+from innkeeper.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 
 
 class InvalidUser(Invalid):
+    """The user's fields are invalid, or the change would lock everyone out (last admin, yourself)."""
+
     code = "invalid_user"
+
+
+class UserNotFound(NotFound):
+    """No user has that ref."""
+
+    code = "user_not_found"
+
+
+class UserChangeForbidden(Forbidden):
+    """The acting user's role may not make this change (only an Enterprise Admin manages admins)."""
+
+    code = "user_change_forbidden"
 
 
 class UserExists(Conflict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.users.models import User, UserSession
@@ -28,3 +28,18 @@ class UserRepository:
 
     async def remove(self, row: UserSession) -> None:
         await self.session.delete(row)
+
+    async def all(self) -> list[User]:
+        return list((await self.session.execute(select(User).order_by(User.email))).scalars())
+
+    async def enabled_refs(self, role: str, *, lock: bool = False) -> list[str]:
+        """Refs of the enabled users with this role; ``lock`` holds their rows (PostgreSQL) until commit."""
+        query = select(User.ref).where(User.role == role, User.disabled_at.is_(None)).order_by(User.ref)
+        if lock:
+            # Two admins demoting each other at once: the second waits and then counts what the first left.
+            query = query.with_for_update()
+        return list((await self.session.execute(query)).scalars())
+
+    async def remove_sessions(self, user_ref: str) -> None:
+        """End every browser session of a user."""
+        await self.session.execute(delete(UserSession).where(UserSession.user_ref == user_ref))

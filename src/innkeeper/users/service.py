@@ -1,4 +1,5 @@
-"""Portal users: create, sign in (argon2, throttled), sessions, and the role permission table (issue 7)."""
+"""Portal users: create, sign in (argon2, throttled), sessions, the role permission table (issue 7), and
+user management: roles, disabling, password resets, with the rules that keep an Enterprise Admin around."""
 
 from __future__ import annotations
 
@@ -14,12 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.clock import Clock, as_utc
 from innkeeper.core.ids import new_ref
-from innkeeper.users.errors import InvalidUser, LoginFailed, LoginThrottled, UserExists
+from innkeeper.users.errors import (
+    InvalidUser,
+    LoginFailed,
+    LoginThrottled,
+    UserChangeForbidden,
+    UserExists,
+    UserNotFound,
+)
 from innkeeper.users.models import User, UserSession
 from innkeeper.users.repository import UserRepository
 
 Role = Literal["ENTERPRISE_ADMIN", "USER_MANAGER", "MARKETER", "VIEWER"]
 ROLES: tuple[Role, ...] = ("ENTERPRISE_ADMIN", "USER_MANAGER", "MARKETER", "VIEWER")
+ADMIN: Role = "ENTERPRISE_ADMIN"
 # What each role may do in the portal (Sitecore: points of sale and users need User Manager or Admin).
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "guests.read": frozenset(ROLES),
@@ -32,9 +41,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "points_of_sale.write": frozenset(("ENTERPRISE_ADMIN", "USER_MANAGER")),
     "api_access.write": frozenset(("ENTERPRISE_ADMIN",)),
     "features.write": frozenset(("ENTERPRISE_ADMIN",)),
+    "identity.write": frozenset(("ENTERPRISE_ADMIN",)),
     "users.write": frozenset(("ENTERPRISE_ADMIN", "USER_MANAGER")),
 }
 MIN_PASSWORD = 12
+MAX_NAME = 200
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
@@ -67,6 +78,18 @@ def _check_password(password: str) -> None:
         raise InvalidUser("Bad Request", developer_message="password: at most 1024 characters")
 
 
+def _normal_name(name: str | None) -> str | None:
+    value = (name or "").strip()
+    if len(value) > MAX_NAME:
+        raise InvalidUser("Bad Request", developer_message=f"name: at most {MAX_NAME} characters")
+    return value or None
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidUser("Bad Request", developer_message=f"role: one of {', '.join(ROLES)}")
+
+
 async def by_email(session: AsyncSession, email: str) -> User | None:
     return await UserRepository(session).by_email(email.strip().lower())
 
@@ -74,9 +97,9 @@ async def by_email(session: AsyncSession, email: str) -> User | None:
 async def create_user(
     session: AsyncSession, *, email: str, password: str, role: str, clock: Clock, name: str | None = None
 ) -> User:
-    if role not in ROLES:
-        raise InvalidUser("Bad Request", developer_message=f"role: one of {', '.join(ROLES)}")
+    _check_role(role)
     address = _normal_email(email)
+    display_name = _normal_name(name)
     _check_password(password)
     if await by_email(session, address) is not None:
         raise UserExists("Conflict", developer_message="a user with this email exists")
@@ -84,7 +107,7 @@ async def create_user(
     user = User(
         ref=new_ref(),
         email=address,
-        name=name,
+        name=display_name,
         role=role,
         password_hash=_hasher.hash(password),
         failed_logins=0,
@@ -164,3 +187,123 @@ async def sign_out(session: AsyncSession, token: str | None) -> None:
     row = await repo.user_session(_digest(token))
     if row is not None:
         await repo.remove(row)
+
+
+# --- user management (Settings -> Users) -----------------------------------------------
+
+
+def assignable_roles(actor_role: str) -> tuple[Role, ...]:
+    """The roles a user with ``actor_role`` may give: only an Enterprise Admin makes admins."""
+    if not allowed(actor_role, "users.write"):
+        return ()
+    return ROLES if actor_role == ADMIN else tuple(role for role in ROLES if role != ADMIN)
+
+
+def may_manage(actor_role: str, target_role: str) -> bool:
+    """May a user with ``actor_role`` change (role, status, password) a user with ``target_role``?"""
+    return allowed(actor_role, "users.write") and (target_role != ADMIN or actor_role == ADMIN)
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    """Every user, by email."""
+    return await UserRepository(session).all()
+
+
+async def get_user(session: AsyncSession, ref: str) -> User:
+    """One user by ref."""
+    user = await UserRepository(session).get(ref)
+    if user is None:
+        raise UserNotFound("Not Found", developer_message="no such user")
+    return user
+
+
+async def _actor(session: AsyncSession, ref: str) -> User:
+    """The acting user, read again in this unit of work (a role may have changed since sign-in)."""
+    actor = await UserRepository(session).get(ref)
+    if actor is None or actor.disabled_at is not None or not allowed(actor.role, "users.write"):
+        raise UserChangeForbidden("Forbidden", developer_message="Your role does not allow managing users.")
+    return actor
+
+
+def _only_admins_manage_admins() -> UserChangeForbidden:
+    return UserChangeForbidden(
+        "Forbidden", developer_message="Only an Enterprise Admin can create, promote or change an Enterprise Admin."
+    )
+
+
+async def _keep_an_admin(session: AsyncSession, leaving: User) -> None:
+    """Refuse to demote or disable the last enabled Enterprise Admin: nobody could manage admins again."""
+    others = [ref for ref in await UserRepository(session).enabled_refs(ADMIN, lock=True) if ref != leaving.ref]
+    if not others:
+        raise InvalidUser(
+            "Bad Request", developer_message="The last enabled Enterprise Admin cannot be demoted or disabled."
+        )
+
+
+async def add_user(
+    session: AsyncSession,
+    *,
+    actor_ref: str,
+    email: str,
+    password: str,
+    role: str,
+    clock: Clock,
+    name: str | None = None,
+) -> User:
+    """Create a user on behalf of ``actor_ref`` (a User Manager cannot create an Enterprise Admin)."""
+    _check_role(role)
+    actor = await _actor(session, actor_ref)
+    if role not in assignable_roles(actor.role):
+        raise _only_admins_manage_admins()
+    return await create_user(session, email=email, password=password, role=role, clock=clock, name=name)
+
+
+async def change_role(session: AsyncSession, ref: str, *, actor_ref: str, role: str, clock: Clock) -> User:
+    """Give a user another role; the change applies to their next request."""
+    _check_role(role)
+    actor = await _actor(session, actor_ref)
+    user = await get_user(session, ref)
+    if not may_manage(actor.role, user.role) or role not in assignable_roles(actor.role):
+        raise _only_admins_manage_admins()
+    if user.role == role:
+        return user
+    if user.role == ADMIN and user.disabled_at is None:
+        await _keep_an_admin(session, user)
+    user.role, user.modified_at = role, clock.now()
+    await session.flush()
+    return user
+
+
+async def set_disabled(session: AsyncSession, ref: str, *, actor_ref: str, disabled: bool, clock: Clock) -> User:
+    """Disable a user (they are signed out everywhere and cannot sign in) or enable them again."""
+    actor = await _actor(session, actor_ref)
+    user = await get_user(session, ref)
+    if not may_manage(actor.role, user.role):
+        raise _only_admins_manage_admins()
+    if disabled == (user.disabled_at is not None):
+        return user
+    now = clock.now()
+    if disabled:
+        if user.ref == actor.ref:
+            raise InvalidUser("Bad Request", developer_message="You cannot disable your own account.")
+        if user.role == ADMIN:
+            await _keep_an_admin(session, user)
+        await UserRepository(session).remove_sessions(user.ref)
+    user.disabled_at, user.modified_at = (now if disabled else None), now
+    await session.flush()
+    return user
+
+
+async def reset_password(session: AsyncSession, ref: str, *, actor_ref: str, password: str, clock: Clock) -> User:
+    """Set a new password and lift any sign-in lock; another user's sessions end."""
+    actor = await _actor(session, actor_ref)
+    user = await get_user(session, ref)
+    if not may_manage(actor.role, user.role):
+        raise _only_admins_manage_admins()
+    _check_password(password)
+    user.password_hash = _hasher.hash(password)
+    user.failed_logins, user.locked_until, user.modified_at = 0, None, clock.now()
+    if user.ref != actor.ref:
+        await UserRepository(session).remove_sessions(user.ref)
+    await session.flush()
+    return user

@@ -237,8 +237,12 @@ def test_payload_leaves_out_heavy_parts_not_mentioned() -> None:
     assert '"orderItems"' in build_payload(ctx, frozenset({"orders"}))
 
 
-def test_a_large_guest_runs_on_the_reused_isolate(sandbox: JsSandbox) -> None:
-    """50 sessions × 50 events: every call succeeds on the same isolate (cost is measured in benchmarks/)."""
+def test_a_large_guest_runs_on_the_reused_isolate() -> None:
+    """50 sessions × 50 events: every call succeeds on the same isolate (cost is measured in benchmarks/).
+
+    The time limit is raised: this is about reuse, and a busy CI machine must not turn it into a timeout.
+    """
+    sandbox = JsSandbox(timeout_ms=2000, total_ms=5000)
     sessions = [
         session(
             f"s-{i}",

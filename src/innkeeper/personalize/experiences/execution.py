@@ -224,17 +224,7 @@ async def _run(
                 return CallResult("not_in_audience", variant_ref=variant.ref, flow_ref=flow.ref)
             filters.update(rules.filters)
             filter_value = rules.filter if rules.filter is not None else filter_value
-        model: dict[str, Any] = {
-            "guest": context,
-            "request": request,
-            "context": request,
-            "session": current,
-            "flow": flow.summary(),
-            "variant": {"ref": variant.ref, "name": variant.name, "isControl": variant.is_control},
-            "filter": filter_value,
-            "filters": filters,
-            "getDecisionModelResultNode": FtlFunction(lambda name: None),
-        }
+        model = template_model(condition_context, flow, variant, filter_value=filter_value, filters=filters)
         body = variant.template.render(model, now=clock.now(), number_format=options.number_format)
         if not body.strip():
             body = EMPTY
@@ -409,3 +399,29 @@ async def _track_exposure(
         ),
     )
     return row.ref
+
+
+def template_model(
+    context: ConditionContext,
+    flow: CompiledFlow,
+    variant: CompiledVariant,
+    *,
+    filter_value: Any,
+    filters: dict[str, Any],
+) -> dict[str, Any]:
+    """The data model a variant's template renders against (spec personalize.md §5.3)."""
+    model: dict[str, Any] = {
+        "guest": context.guest,
+        "request": context.request,
+        "context": context.request,
+        "session": context.session,
+        "flow": flow.summary(),
+        "variant": {"ref": variant.ref, "name": variant.name, "isControl": variant.is_control},
+        "filter": filter_value,
+        "filters": filters,
+        "getDecisionModelResultNode": FtlFunction(lambda name: None),
+    }
+    if context.event is not None:
+        model["event"] = context.event
+        model["entity"] = context.event["message"]
+    return model

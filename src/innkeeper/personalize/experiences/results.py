@@ -8,10 +8,13 @@ after the first exposure of the unit.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from statistics import NormalDist
 from typing import Any
 
 import msgspec
@@ -292,10 +295,92 @@ def _compare(
     )
 
 
+# --- cumulative results per day (portal charts) ------------------------------------------------
+
+
+def _interval(
+    continuous: bool, n: int, total: float, squares: float, z: float
+) -> tuple[float | None, float | None, float | None]:
+    """(rate or mean, low, high): Wilson score interval for rates, normal interval for means."""
+    if n == 0:
+        return None, None, None
+    mean = total / n
+    if not continuous:
+        centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return mean, max(0.0, centre - half), min(1.0, centre + half)
+    if n < 2:
+        return mean, None, None
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
+    half = z * math.sqrt(variance / n)
+    return mean, mean - half, mean + half
+
+
+def cumulative_series(
+    flow: Flow, goal: Mapping[str, Any], units: Iterable[Unit], *, through: date | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per variant ref: for each UTC day from the first exposure (to ``through`` when later), the
+    units first exposed up to that day, their conversions and rate (mean for revenue and custom
+    sums) with its confidence interval at the flow's confidence level.
+
+    A unit's goal value is its value now (like :func:`goal_report`), dated by its first exposure,
+    so the last point of each variant equals the variant's row in :func:`goal_report`.
+    """
+    continuous = goal.get("type") in CONTINUOUS
+    confidence = float((flow.document.get("sampleSizeConfig") or {}).get("confidenceLevel", 0.95))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2) if 0 < confidence < 1 else NormalDist().inv_cdf(0.975)
+    names = _variant_names(flow)
+    daily: dict[str, dict[date, list[float]]] = {ref: defaultdict(list) for ref in names}
+    for unit in units:
+        day = unit.first_exposure.astimezone(UTC).date()
+        daily.setdefault(unit.variant, defaultdict(list))[day].append(goal_value(goal, unit))
+    seen = [day for per_day in daily.values() for day in per_day]
+    if not seen:
+        return {ref: [] for ref in daily}
+    first, last = min(seen), max(seen)
+    if through is not None and through > last:
+        last = through
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    series: dict[str, list[dict[str, Any]]] = {}
+    for ref, per_day in daily.items():
+        n, conversions, total, squares = 0, 0, 0.0, 0.0
+        points = []
+        for day in days:
+            for value in per_day.get(day, ()):
+                n += 1
+                conversions += 1 if value > 0 else 0
+                total += value
+                squares += value * value
+            rate, low, high = _interval(continuous, n, total if continuous else conversions, squares, z)
+            points.append(
+                {
+                    "day": day.isoformat(),
+                    "units": n,
+                    "conversions": conversions,
+                    "value": rate,
+                    "ciLow": low,
+                    "ciHigh": high,
+                }
+            )
+        series[ref] = points
+    return series
+
+
 async def performance(
-    session: AsyncSession, flow: Flow, *, start: datetime | None, end: datetime | None, unit: str | None
+    session: AsyncSession,
+    flow: Flow,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    unit: str | None,
+    series: bool = False,
+    through: date | None = None,
 ) -> dict[str, Any]:
-    """The results of a flow: primary goal (verdict, statistics), secondary goals, outcome counts."""
+    """The results of a flow: primary goal (verdict, statistics), secondary goals, outcome counts.
+
+    With ``series``, each goal also carries ``series``: the :func:`cumulative_series` of its
+    variants (for the portal's charts; the units are read once for both).
+    """
     goals = flow.document.get("goals") or {}
     primary = goals.get("primary") or DEFAULT_GOAL
     secondary = [goal for goal in goals.get("secondary") or [] if isinstance(goal, dict)]
@@ -308,7 +393,10 @@ async def performance(
         if target not in cache:
             cache[target] = await _units(session, flow, target, start=start, end=end)
         adjusted = {**goal, "goalCalculation": {**calculation, "target": target}}
-        reports.append(goal_report(flow, adjusted, cache[target]))
+        report = goal_report(flow, adjusted, cache[target])
+        if series:
+            report["series"] = cumulative_series(flow, adjusted, cache[target], through=through)
+        reports.append(report)
     outcomes = await ExecutionRepository(session).outcome_counts(flow.ref, start=start, end=end)
     return {
         "flowRef": flow.ref,

@@ -26,10 +26,11 @@ from innkeeper.personalize.experiences.execution import (
     assignment_for,
     evaluate,
     guest_key_of,
+    template_model,
 )
 from innkeeper.personalize.experiences.models import Flow, FlowExecution
 from innkeeper.personalize.experiences.repository import ExecutionRepository, FlowRepository
-from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
+from innkeeper.personalize.templates.ftl import TemplateError
 
 _logic_cache: dict[str, Audience] = {}
 
@@ -155,19 +156,7 @@ async def _decide(
             filter_value = rules.filter if rules.filter is not None else filter_value
         if variant.is_control:
             return TriggeredRun("control", "", variant_ref=variant.ref)
-        model = {
-            "guest": context,
-            "event": event,
-            "entity": message,
-            "session": condition_context.session,
-            "request": request,
-            "context": request,
-            "flow": flow.summary(),
-            "variant": {"ref": variant.ref, "name": variant.name, "isControl": variant.is_control},
-            "filter": filter_value,
-            "filters": filters,
-            "getDecisionModelResultNode": FtlFunction(lambda name: None),
-        }
+        model = template_model(condition_context, flow, variant, filter_value=filter_value, filters=filters)
         body = variant.template.render(model, now=clock.now(), number_format=number_format)
         destination = flow.destinations.get(variant.ref)
         return TriggeredRun("variant", "", variant_ref=variant.ref, body=body.strip() or EMPTY, destination=destination)
