@@ -20,6 +20,7 @@ from innkeeper.guests.models import Browser, Guest
 from innkeeper.personalize.experiences.models import Flow
 from innkeeper.sessions import service
 from innkeeper.sessions.models import Session
+from innkeeper.triggers import service as triggers
 from innkeeper.triggers.models import TriggerJob
 from innkeeper.worker import sweep_once
 from tests.support.clock import FrozenClock
@@ -292,3 +293,40 @@ async def test_live_triggered_flows_get_one_job_per_closed_session(runtime: Runt
             "cartType": made[job.entity_ref][3],
             "abandonedRevenue": made[job.entity_ref][4],
         }
+
+
+async def test_a_cause_that_already_has_a_job_is_not_scheduled_again(runtime: Runtime, clock: FrozenClock) -> None:
+    """Scheduling skips causes a flow already has a job for, within a batch and across batches."""
+    now = clock.now()
+    async with runtime.sessions() as session:
+        session.add(
+            Flow(
+                ref=new_ref(),
+                friendly_id="again",
+                name="again",
+                type="TRIGGERED_V3",
+                subtype="EMAIL",
+                status="LIVE",
+                archived=False,
+                revision=1,
+                published_revision=1,
+                started=True,
+                document={"name": "again", "type": "TRIGGERED_V3", "trigger": {"type": "SESSION_CLOSED"}},
+                created_at=now,
+                modified_at=now,
+            )
+        )
+        await session.commit()
+
+    def cause(ref: str) -> Any:
+        return triggers.Cause(entity_ref=ref, guest_ref=None, message={"ref": ref}, occurred_at=now)
+
+    async with runtime.sessions() as session:
+        assert await triggers.schedule_many(session, "SESSION_CLOSED", [cause("a"), cause("b"), cause("a")]) == 2
+        await session.commit()
+    async with runtime.sessions() as session:
+        assert await triggers.schedule_many(session, "SESSION_CLOSED", [cause("b"), cause("c")]) == 1
+        await session.commit()
+    async with runtime.sessions() as session:
+        jobs = sorted(job.entity_ref for job in (await session.execute(select(TriggerJob))).scalars())
+    assert jobs == ["a", "b", "c"]

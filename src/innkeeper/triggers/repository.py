@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.triggers.models import Delivery, EmailSuppression, TriggerJob
@@ -20,22 +21,17 @@ class TriggerRepository:
     def add(self, row: TriggerJob | Delivery | EmailSuppression) -> None:
         self.session.add(row)
 
-    async def existing_jobs(self, flow_ref: str, trigger_type: str, entity_refs: list[str]) -> set[str]:
-        """The entities among ``entity_refs`` that already have a job of this flow and trigger type."""
-        found: set[str] = set()
-        for at in range(0, len(entity_refs), 500):
-            stmt = select(TriggerJob.entity_ref).where(
-                TriggerJob.flow_ref == flow_ref,
-                TriggerJob.trigger_type == trigger_type,
-                TriggerJob.entity_ref.in_(entity_refs[at : at + 500]),
-            )
-            found.update((await self.session.execute(stmt)).scalars())
-        return found
-
-    async def insert_jobs(self, rows: list[dict[str, Any]]) -> None:
-        """Insert trigger jobs (column dicts) in one multi-row statement."""
-        if rows:
-            await self.session.execute(insert(TriggerJob), rows)
+    async def insert_new_jobs(self, rows: list[dict[str, Any]]) -> int:
+        """Insert trigger jobs (column dicts) in one multi-row statement, skipping those whose cause
+        (flow, trigger type, entity) already has a job; returns how many were inserted."""
+        if not rows:
+            return 0
+        table = cast(Table, TriggerJob.__table__)
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        stmt = insert.on_conflict_do_nothing(index_elements=["flow_ref", "trigger_type", "entity_ref"])
+        result = await self.session.execute(stmt.returning(table.c.ref), rows)
+        return len(result.all())
 
     async def lease_jobs(self, now: datetime, limit: int) -> list[TriggerJob]:
         """Due jobs nobody holds, locked so other workers skip them."""

@@ -84,28 +84,23 @@ async def schedule(
 
 
 async def schedule_many(session: AsyncSession, trigger_type: str, causes: Sequence[Cause]) -> int:
-    """:func:`schedule` for many causes at once: one existence query per matching flow and one
-    multi-row insert, whatever the number of causes (the sweeper closes sessions in batches)."""
+    """:func:`schedule` for many causes at once (the sweeper closes sessions in batches): one multi-row
+    insert that skips the causes a flow already has a job for (the unique key on flow, trigger type and
+    entity; no reads, so no plan that depends on how fresh the table's statistics are)."""
     if not causes:
         return 0
     matching = await _matching(session, trigger_type)
     if not matching:
         return 0
-    repo = TriggerRepository(session)
     rows: list[dict[str, Any]] = []
     for flow_ref, trigger in matching:
-        wanted = [
-            cause
-            for cause in causes
-            if trigger_type != "CUSTOM_EVENT" or (cause.event_type or "").upper() in trigger.event_types
-        ]
-        if not wanted:
-            continue
-        taken = await repo.existing_jobs(flow_ref, trigger_type, [cause.entity_ref for cause in wanted])
-        for cause in wanted:
-            if cause.entity_ref in taken:
+        seen: set[str] = set()
+        for cause in causes:
+            if trigger_type == "CUSTOM_EVENT" and (cause.event_type or "").upper() not in trigger.event_types:
                 continue
-            taken.add(cause.entity_ref)
+            if cause.entity_ref in seen:
+                continue
+            seen.add(cause.entity_ref)
             rows.append(
                 {
                     "ref": new_ref(),
@@ -121,8 +116,7 @@ async def schedule_many(session: AsyncSession, trigger_type: str, causes: Sequen
                     "created_at": cause.occurred_at,
                 }
             )
-    await repo.insert_jobs(rows)
-    return len(rows)
+    return await TriggerRepository(session).insert_new_jobs(rows)
 
 
 @events.subscribe_many(events.SessionClosed)
