@@ -1,64 +1,225 @@
-"""Helpers the seeded (in-process) benchmarks share: a fresh migrated database and fast bulk inserts.
+"""Helpers the seeded (in-process) benchmarks share: table rows, fast bulk inserts, seeding through ingest.
 
-`benchmarks/sweeper.py` and `benchmarks/reads.py` seed hundreds of thousands of rows straight into the
-tables (not through the HTTP API: that would take longer than the measurement itself), then time the
-real service code in-process.
+`benchmarks/sweeper.py`, `benchmarks/reads.py` and `benchmarks/portal_timeline.py` seed hundreds of thousands of
+rows straight into the tables (not through the HTTP API: that would take longer than the measurement itself), then
+time the real service code in-process; `portal_timeline.py` and `callflows.py` also replay guests' histories
+through Innkeeper's own ingest service (:func:`ingest_history`).
 
-- SQLite: a temp file; rows go in with the stdlib driver's executemany in chunks (one transaction,
-  ``synchronous=OFF`` while seeding), values in the form SQLAlchemy stores them.
-- PostgreSQL: a fresh database (dropped and re-created; the URL can be overridden with
-  ``INNKEEPER_BENCH_DATABASE_URL``); rows go in with asyncpg's binary ``COPY``
-  (``copy_records_to_table``).
+- SQLite: rows go in with the stdlib driver's executemany in chunks (one transaction, ``synchronous=OFF`` while
+  seeding), values in the form SQLAlchemy stores them.
+- PostgreSQL: rows go in with asyncpg's binary ``COPY`` (``copy_records_to_table``).
 
-Both are migrated with the real ``innkeeper db upgrade`` first.
+The fresh, migrated database itself comes from ``_common.fresh_database``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from ingest import pg_create, pg_drop
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from _common import API_TOKEN, CLIENT_KEY, POINT_OF_SALE, USER_AGENT
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from innkeeper.core.config import Settings
 from innkeeper.migrations.models import Base
 
-BIN = Path(sys.executable).parent / "innkeeper"
 CHUNK = 5_000
 T = TypeVar("T")
 
 
-def database_url(db: str, workdir: Path, pg_name: str) -> str:
-    """The URL of the bench database (not created yet)."""
-    if db == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    override = os.environ.get("INNKEEPER_BENCH_DATABASE_URL")
-    return override or f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
+def bench_settings(url: str, **fields: Any) -> Settings:
+    """The bench tenant's settings in development mode (for an app or runtime built in-process)."""
+    return Settings(
+        database_url=url,
+        environment="development",
+        client_key=CLIENT_KEY,
+        api_token=API_TOKEN,
+        point_of_sale=POINT_OF_SALE,
+        **fields,
+    )
 
 
-def create_and_migrate(db: str, url: str) -> None:
-    """Create the database (PostgreSQL: drop any leftover first) and run ``innkeeper db upgrade``."""
-    if db == "postgres":
-        pg_create(url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")}
-    env["INNKEEPER_DATABASE_URL"] = url
-    subprocess.run([str(BIN), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
+# --- rows ---------------------------------------------------------------------------------------------------
 
 
-def drop(db: str, url: str) -> None:
-    if db == "postgres":
-        pg_drop(url)
+def guest_row(
+    ref: str, created: datetime, *, last_seen: datetime | None = None, email: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A `guests` row: a customer if it has an email, else a visitor; ``fields`` add or override columns."""
+    return {
+        "ref": ref,
+        "guest_type": "customer" if email else "visitor",
+        "merged_into": None,
+        "created_at": created,
+        "modified_at": created,
+        "first_seen": created,
+        "last_seen": last_seen or created,
+        "email": email,
+        "emails": [email] if email else [],
+        "phone_numbers": [],
+        "street": [],
+        "deleted_at": None,
+    } | fields
+
+
+def browser_row(
+    ref: str, guest_ref: str, created: datetime, last_seen: datetime | None, user_agent: str = "bench"
+) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "guest_ref": guest_ref,
+        "user_agent": user_agent,
+        "created_at": created,
+        "last_seen": last_seen,
+        "deleted_at": None,
+    }
+
+
+def session_row(
+    ref: str, guest_ref: str, browser_ref: str, started: datetime, last: datetime, **fields: Any
+) -> dict[str, Any]:
+    """A `sessions` row: by default a WEB session of VIEWs only, closed by the timeout at ``last``, its
+    counters at 0; ``fields`` override columns."""
+    return {
+        "ref": ref,
+        "guest_ref": guest_ref,
+        "browser_ref": browser_ref,
+        "channel": "WEB",
+        "point_of_sale": POINT_OF_SALE,
+        "origin": None,
+        "status": "CLOSED",
+        "close_reason": "TIMEOUT",
+        "started_at": started,
+        "last_activity_at": last,
+        "expires_at": last + timedelta(minutes=30),
+        "ended_at": last,
+        "language": "EN",
+        "currency_code": "EUR",
+        "first_page": "home",
+        "last_page": "home",
+        "num_events": 0,
+        "num_views": 0,
+        "num_searches": 0,
+        "num_adds": 0,
+        "num_selects": 0,
+        "num_confirms": 0,
+        "num_checkouts": 0,
+        "cart": [],
+        "cart_cleared": False,
+        "converted": False,
+        "cart_type": "BROWSED",
+        "abandoned_revenue": None,
+        "value": None,
+        "order_ref": None,
+        "utm": {},
+        "referrer": None,
+        "user_agent": "bench",
+        "device": {},
+        "session_data": {},
+        "created_at": started,
+        "modified_at": last,
+    } | fields
+
+
+def event_row(
+    ref: str,
+    kind: str,
+    guest_ref: str,
+    browser_ref: str,
+    session_ref: str,
+    page: str,
+    at: datetime,
+    raw: str,
+    *,
+    transport: str = "HTTP",
+) -> dict[str, Any]:
+    """An `events` row, processed successfully, ``raw`` being the JSON the SDK sent."""
+    return {
+        "ref": ref,
+        "type": kind,
+        "browser_ref": browser_ref,
+        "guest_ref": guest_ref,
+        "session_ref": session_ref,
+        "channel": "WEB",
+        "point_of_sale": POINT_OF_SALE,
+        "language": "EN",
+        "currency": "EUR",
+        "page": page,
+        "client_key": CLIENT_KEY,
+        "created_at": at,
+        "modified_at": at,
+        "processing_status": "SUCCESS",
+        "failure_reason": None,
+        "warnings": [],
+        "transport": transport,
+        "user_agent": "bench",
+        "client_requested_at": None,
+        "raw": raw,
+    }
+
+
+async def analyze(engine: AsyncEngine, tables: Iterable[str], *, sqlite: bool = False) -> None:
+    """Fresh planner statistics after seeding: ``ANALYZE`` each table on PostgreSQL (on SQLite, the whole file
+    if ``sqlite``)."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in tables:
+                await conn.exec_driver_sql(f"ANALYZE {table}")
+    elif sqlite:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()
+
+
+# --- seeding through the ingest service ------------------------------------------------------------------------
+
+
+class SeedClock:
+    """A settable clock: seeding replays a guest's history at the times it is meant to have happened."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def now(self) -> datetime:
+        """The time of the event being replayed."""
+        return self.at
+
+
+def stream_context() -> Any:
+    """What `POST /v1.2/events` from the bench site's browser gives the ingest service."""
+    from innkeeper.stream import service as stream
+
+    return stream.StreamContext(
+        client_key=CLIENT_KEY,
+        production=False,
+        transport="stream-post",
+        default_pos=POINT_OF_SALE,
+        user_agent=USER_AGENT,
+    )
+
+
+async def ingest_history(
+    session: AsyncSession, ctx: Any, clock: SeedClock, history: list[tuple[datetime, dict[str, Any]]]
+) -> str:
+    """Ingest (time, Engage-SDK message) pairs, each at its own time; returns the guest ref of the last one."""
+    from innkeeper.stream import service as stream
+
+    ref = ""
+    for at, message in history:
+        clock.at = at
+        raw = json.dumps(message, separators=(",", ":"))
+        ref = (await stream.ingest(session, ctx, message, raw=raw, clock=clock)).guest_ref
+    return ref
+
+
+# --- bulk inserts -------------------------------------------------------------------------------------------------
 
 
 def chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
@@ -205,7 +366,3 @@ def _default(column: sa.Column[Any]) -> Any:
     if callable(arg):
         return arg(None)
     return arg
-
-
-def pg_admin_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -17,14 +17,11 @@ start to the batch's final status. Reports records/s, total time and the worker'
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gzip
 import json
-import os
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,14 +32,11 @@ from typing import Any
 
 import _results
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from _common import BIN, RESULTS, database_url, innkeeper_env, pg_create, quick_defaults
+from ingest import free_port
 
 from innkeeper.batch.uploader import BatchClient, pack
 
-ROOT = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent / "innkeeper"
-PG_URL = os.environ.get("INNKEEPER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/innkeeper_bench_batch")
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
 
 
@@ -108,29 +102,6 @@ def generate(path: Path, *, size_mb: float, seed: int = 7) -> int:
     return records
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def reset_postgres(url: str) -> str:
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-
-    async def recreate() -> None:
-        engine = create_async_engine(
-            admin.replace("postgresql://", "postgresql+asyncpg://"), isolation_level="AUTOCOMMIT"
-        )
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(recreate())
-    return url
-
-
 def peak_rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -146,7 +117,7 @@ def main() -> None:
     parser.add_argument("--scenario", help="scenario id in the BENCH_RESULT line (default batch-<db>)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (file, SQLite database) afterwards")
     args = parser.parse_args()
-    args.size_mb = args.size_mb if args.size_mb is not None else (1.0 if args.quick else 50.0)
+    quick_defaults(args, size_mb=(50.0, 1.0))
     work = Path(tempfile.mkdtemp(prefix="innkeeper-bench-batch-"))
     try:
         code = run(args, work)
@@ -163,17 +134,20 @@ def run(args: argparse.Namespace, work: Path) -> int:
     records = generate(source, size_mb=args.size_mb)
     mb, secs = source.stat().st_size / 1e6, time.monotonic() - started
     print(f"generated {records:,} records, {mb:.1f} MB gzipped in {secs:.0f}s")
-    db_url = f"sqlite:///{work / 'bench.db'}" if args.db == "sqlite" else reset_postgres(PG_URL)
+    if args.db == "sqlite":
+        db_url = f"sqlite:///{work / 'bench.db'}"
+    else:
+        db_url = database_url("postgres", work, "innkeeper_bench_batch")
+        pg_create(db_url)
     key, token, port = secrets.token_hex(16), secrets.token_hex(16), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")},
-        "INNKEEPER_DATABASE_URL": db_url,
-        "INNKEEPER_CLIENT_KEY": key,
-        "INNKEEPER_API_TOKEN": token,
-        "INNKEEPER_DATA_DIR": str(work / "data"),
-        "INNKEEPER_LOG_LEVEL": "warning",
-        "INNKEEPER_SWEEP_INTERVAL_SECONDS": "0.5",
-    }
+    env = innkeeper_env(
+        db_url,
+        INNKEEPER_CLIENT_KEY=key,
+        INNKEEPER_API_TOKEN=token,
+        INNKEEPER_DATA_DIR=str(work / "data"),
+        INNKEEPER_LOG_LEVEL="warning",
+        INNKEEPER_SWEEP_INTERVAL_SECONDS="0.5",
+    )
     server = subprocess.Popen(
         [str(BIN), "serve", "--no-workers", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr
     )
@@ -218,9 +192,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "worker_peak_rss_mb": round(rss / 1024, 1),
     }
     print(json.dumps(result, indent=2))
-    (ROOT / "results").mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    (ROOT / "results" / f"batch-{args.db}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"batch-{args.db}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     scenario = args.scenario or f"batch-{args.db}"
     file_note = f"{result['file_mb']} MB gzipped, {result['records']} records ({result['status']})"
     _results.emit(

@@ -42,12 +42,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import json
 import os
 import platform
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -59,36 +57,42 @@ from pathlib import Path
 from typing import Any
 
 import _results
-from ingest import (
+from _bulk import SeedClock, ingest_history, stream_context
+from _common import (
     API_TOKEN,
     CLIENT_KEY,
+    POINT_OF_SALE,
+    PRODUCTS,
+    RESULTS,
+    USER_AGENT,
+    count_rows,
+    database_url,
+    fresh_database,
+    new_loop,
+    now_iso,
+    product,
+    quick_defaults,
+    write_results,
+)
+from ingest import (
+    BARE,
     DEFAULT_CONCURRENCY,
-    HERE,
     JSON_TYPE,
     ORIGIN,
-    POINT_OF_SALE,
-    RESULTS,
-    ROOT,
-    USER_AGENT,
+    SERVE,
     Connection,
     CPUWatch,
-    HTTPError,
     ProfilingWatch,
     Result,
     Server,
-    _new_loop,
-    _percentile,
-    _run_wrk,
     bench_results,
     build_request,
-    free_port,
     open_loop_load,
-    pg_create,
-    pg_drop,
-    server_env,
+    python_load,
+    start_servers,
+    wrk_load,
 )
 
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench_callflows"
 PATH = "/v2/callFlows"
 GUESTS = 200
 SESSIONS = 50
@@ -121,24 +125,7 @@ FIRST_NAMES = [
     "Liam",
 ]
 PAGES = ["/", "/shoes", "/shoes/trail", "/running-shoes", "/sale", "/men", "/women", "/kids", "/search", "/cart"]
-PRODUCTS = [
-    ("FOOTWEAR", "SHOES_8475GHT", "Trail runner GT", 129.99),
-    ("FOOTWEAR", "SHOES_1120ABC", "Road racer 2", 99.5),
-    ("APPAREL", "TSHIRT_0042", "Tech tee", 25.0),
-    ("APPAREL", "JACKET_7781", "Rain shell", 180.0),
-    ("ACCESSORY", "SOCKS_3PACK", "Running socks (3 pack)", 14.95),
-]
-
-
-class SeedClock:
-    """A settable clock: seeding replays each guest's history at the times it is meant to have happened."""
-
-    def __init__(self, start: datetime) -> None:
-        self.at = start
-
-    def now(self) -> datetime:
-        """The time of the event being replayed."""
-        return self.at
+SITE_PRODUCTS = PRODUCTS[:5]  # no soft flask on this site
 
 
 def guest_history(
@@ -179,21 +166,9 @@ def guest_history(
             out.append((at, {**common, "type": "VIEW", "page": page, "ext": {"pageVariantId": "_default"}}))
             at += timedelta(seconds=rng.uniform(10, 120))
         if rng.random() < 0.3:
-            kind, item, name, price = rng.choice(PRODUCTS)
-            product = {
-                "type": kind,
-                "item_id": item,
-                "name": name,
-                "orderedAt": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "quantity": rng.randint(1, 2),
-                "price": price,
-                "productId": item.split("_")[0],
-                "currency": "EUR",
-                "originalPrice": price,
-                "originalCurrencyCode": "EUR",
-                "referenceId": f"{item}-1",
-            }
-            out.append((at, {**common, "type": "ADD", "page": "/cart", "product": product}))
+            kind, item, name, price = rng.choice(SITE_PRODUCTS)
+            line = product(kind, item, name, price, ordered_at=at, quantity=rng.randint(1, 2), reference_id=f"{item}-1")
+            out.append((at, {**common, "type": "ADD", "page": "/cart", "product": line}))
             at += timedelta(seconds=rng.uniform(10, 60))
             if rng.random() < 0.4:
                 order = f"ORD-{index:05d}-{s:03d}"
@@ -207,17 +182,10 @@ async def seed_guests(database_url: str, guests: int, sessions: int, *, concurre
 
     from innkeeper.core.db import create_engine, in_transaction, session_factory
     from innkeeper.guests import service as guest_service
-    from innkeeper.stream import service as stream
 
     engine = create_engine(database_url)
     factory = session_factory(engine)
-    ctx = stream.StreamContext(
-        client_key=CLIENT_KEY,
-        production=False,
-        transport="stream-post",
-        default_pos=POINT_OF_SALE,
-        user_agent=USER_AGENT,
-    )
+    ctx = stream_context()
     end = datetime.now(UTC) - timedelta(hours=2)
     refs: list[str] = [""] * guests
     stored = 0
@@ -230,10 +198,7 @@ async def seed_guests(database_url: str, guests: int, sessions: int, *, concurre
             clock.at = end - timedelta(days=161)
             browser = await guest_service.create_browser(session, user_agent=USER_AGENT, clock=clock)
             history = guest_history(index, browser.ref, sessions, end=end)
-            for at, message in history:
-                clock.at = at
-                raw = json.dumps(message, separators=(",", ":"))
-                await stream.ingest(session, ctx, message, raw=raw, clock=clock)
+            await ingest_history(session, ctx, clock, history)
             return browser.ref, len(history)
 
         ref, count = await in_transaction(factory, work)
@@ -531,73 +496,17 @@ class Load:
         both = self.outcomes + self.warmup_outcomes
         return sum(n for outcome, n in both.items() if outcome not in EXPECTED_OUTCOMES)
 
+    def seen(self, head: bytes, counted: bool) -> None:
+        """One answer 200 of the asyncio clients: count its outcome."""
+        (self.outcomes if counted else self.warmup_outcomes)[_outcome(head)] += 1
 
-async def python_load(
-    name: str, port: int, bodies: list[bytes], *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
-) -> Load:
-    """Closed-loop load: ``concurrency`` keep-alive connections, each sending back to back."""
-    host = f"127.0.0.1:{port}"
-    requests = [build_request("POST", PATH, host, CALL_HEADERS, body) for body in bodies]
-    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
-    load = Load(Result(target=name, client=f"python asyncio ({loop_name})"))
-    result = load.result
-    window = [float("inf"), float("inf")]
-    latencies: list[float] = []
-    stop = False
-
-    async def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        conn = Connection("127.0.0.1", port)
-        perf = time.perf_counter
-        try:
-            while not stop:
-                raw = requests[rng.randrange(len(requests))]
-                t0 = perf()
-                outcome = "(none)"
-                try:
-                    status, head, body = await conn.send(raw)
-                    outcome = _outcome(head)
-                    failure = None if status == 200 else f"{status} {body[:200].decode('utf-8', 'replace')}"
-                except HTTPError as exc:
-                    failure = f"transport: {exc}"
-                t1 = perf()
-                counted = t0 >= window[0] and t1 <= window[1]
-                if failure is None:
-                    (load.outcomes if counted else load.warmup_outcomes)[outcome] += 1
-                if failure is not None:
-                    if t0 >= window[0]:
-                        result.errors += 1
-                    else:
-                        result.warmup_errors += 1
-                    if len(result.error_samples) < 5:
-                        result.error_samples.append(failure)
-                    if failure.startswith("transport"):
-                        await asyncio.sleep(0.01)
-                else:
-                    result.answered_201 += 1  # here: answered 200
-                    if counted:
-                        latencies.append(t1 - t0)
-        finally:
-            await conn.close()
-
-    tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
-    await asyncio.sleep(warmup)
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    window[0] = time.perf_counter()
-    watch.start()
-    await asyncio.sleep(duration)
-    window[1] = time.perf_counter()
-    watch.stop(result)
-    usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    stop = True
-    await asyncio.gather(*tasks)
-    result.seconds = window[1] - window[0]
-    result.generator_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / result.seconds
-    latencies.sort()
-    result.requests = len(latencies)
-    result.p50_ms, result.p90_ms, result.p99_ms = (_percentile(latencies, q) * 1000 for q in (50, 90, 99))
-    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
-    return load
+    def seen_wrk(self, stats: dict[str, Any], measured: bool) -> None:
+        """The outcome counts the wrk script reported."""
+        counts = collections.Counter({k if k != "none" else "(none)": int(v) for k, v in stats["outcomes"].items()})
+        if measured:
+            self.outcomes = +counts  # drop zeros
+        else:
+            self.warmup_outcomes = +counts
 
 
 WRK_SCRIPT = r"""
@@ -671,68 +580,11 @@ end
 """
 
 
-def _wrk_outcomes(stats: dict[str, Any]) -> collections.Counter[str]:
-    counts = collections.Counter({k if k != "none" else "(none)": int(v) for k, v in stats["outcomes"].items()})
-    return +counts  # drop zeros
-
-
-def wrk_load(
-    name: str, port: int, workdir: Path, *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
-) -> Load:
-    """The same load with wrk (one thread), as ingest.py runs it."""
-    load = Load(Result(target=name, client=f"wrk ({shutil.which('wrk')}, 1 thread)"))
-    result = load.result
-    if warmup > 0:
-        warm, _ = _run_wrk(workdir, port, concurrency, warmup, script="callflows.lua")
-        result.answered_201 += warm["ok"]
-        result.warmup_errors = warm["bad"] + sum(warm[k] for k in ("connect", "read", "write", "timeout"))
-        result.error_samples += [s for s in warm["samples"].splitlines() if s][:5]
-        load.warmup_outcomes = _wrk_outcomes(warm)
-    watch.start()
-    stats, cpu = _run_wrk(workdir, port, concurrency, duration, script="callflows.lua")
-    watch.stop(result)
-    result.seconds = stats["duration_us"] / 1e6
-    result.requests = stats["requests"]
-    result.answered_201 += stats["ok"]
-    result.errors = stats["bad"] + sum(stats[k] for k in ("connect", "read", "write", "timeout"))
-    result.error_samples += [s for s in stats["samples"].splitlines() if s][:5]
-    result.p50_ms, result.p90_ms, result.p99_ms, result.max_ms = (
-        stats[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "max_us")
-    )
-    result.generator_cpu = cpu / result.seconds if result.seconds else 0.0
-    load.outcomes = _wrk_outcomes(stats)
-    return load
-
-
-# --- database checks ------------------------------------------------------------------------------------------
-
-
-def count_rows(database_url: str, table: str) -> int | None:
-    """Rows in one table (the bench's own check that a 200 meant a committed execution)."""
-    from sqlalchemy import text
-
-    from innkeeper.core.db import create_engine
-
-    async def count() -> int:
-        engine = create_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(count())
-    except Exception as exc:  # noqa: BLE001 - informative only
-        print(f"  (could not count {table}: {exc})")
-        return None
-
-
 # --- main -----------------------------------------------------------------------------------------------------
 
 
 def _run(coro_factory: Callable[[], Any]) -> Any:
-    loop = _new_loop()
+    loop = new_loop()
     try:
         return loop.run_until_complete(coro_factory())
     finally:
@@ -747,8 +599,9 @@ def run_target(
     watch = CPUWatch(server.proc.pid)
     if args.profile and name == "innkeeper":
         watch = ProfilingWatch(server.proc.pid, args.duration, RESULTS / f"callflows-{args.db}-innkeeper.pyspy.txt")
+    load = Load(Result(target=name, client=""))
     if client == "wrk":
-        load = wrk_load(
+        load.result = wrk_load(
             name,
             server.port,
             workdir,
@@ -756,17 +609,23 @@ def run_target(
             warmup=args.warmup,
             duration=args.duration,
             watch=watch,
+            script="callflows.lua",
+            on_stats=load.seen_wrk,
         )
     else:
-        load = _run(
+        load.result = _run(
             lambda: python_load(
                 name,
-                server.port,
+                [server.port],
                 bodies,
                 concurrency=args.concurrency,
                 warmup=args.warmup,
                 duration=args.duration,
                 watch=watch,
+                path=PATH,
+                headers=CALL_HEADERS,
+                ok_status=200,
+                on_answer=load.seen,
             )
         )
     if isinstance(watch, ProfilingWatch):
@@ -779,10 +638,6 @@ def run_fixed_rate(name: str, server: Server, bodies: list[bytes], rate: float, 
     assert server.proc is not None
     watch = CPUWatch(server.proc.pid)
     load = Load(Result(target=name, client=""))
-
-    def seen(head: bytes, counted: bool) -> None:
-        (load.outcomes if counted else load.warmup_outcomes)[_outcome(head)] += 1
-
     load.result = _run(
         lambda: open_loop_load(
             name,
@@ -796,7 +651,7 @@ def run_fixed_rate(name: str, server: Server, bodies: list[bytes], rate: float, 
             connections=args.concurrency,
             ok_status=200,
             watch=watch,
-            on_answer=seen,
+            on_answer=load.seen,
         )
     )
     return load
@@ -867,10 +722,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="sample the innkeeper server with py-spy (if installed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
     args = parser.parse_args()
-    args.duration = args.duration if args.duration is not None else (3.0 if args.quick else 20.0)
-    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
-    args.guests = args.guests if args.guests is not None else (20 if args.quick else GUESTS)
-    args.sessions = args.sessions if args.sessions is not None else (10 if args.quick else SESSIONS)
+    quick_defaults(args, duration=(20.0, 3.0), warmup=(2.0, 1.0), guests=(GUESTS, 20), sessions=(SESSIONS, 10))
     args.fixed_duration = args.fixed_duration if args.fixed_duration is not None else args.duration
 
     client = args.client
@@ -880,13 +732,10 @@ def main() -> int:
         parser.error("--client wrk: wrk is not on PATH")
 
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-callflows-"))
-    if args.db == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    else:
-        database_url = os.environ.get("INNKEEPER_BENCH_DATABASE_URL") or DEFAULT_PG_URL
+    url = database_url(args.db, workdir, "innkeeper_bench_callflows")
 
-    print(f"Innkeeper callFlows benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
-    print(f"  database:    {args.db} ({database_url})")
+    print(f"Innkeeper callFlows benchmark — {now_iso()}")
+    print(f"  database:    {args.db} ({url})")
     print(
         f"  generator:   {client}; concurrency {args.concurrency} keep-alive connections; "
         f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target" + ("  [--quick]" if args.quick else "")
@@ -900,27 +749,14 @@ def main() -> int:
     fixed: Load | None = None
     seed_info: dict[str, Any] = {}
     executions: int | None = None
-    created_pg = False
-    try:
-        if args.db == "postgres":
-            pg_create(database_url)
-            created_pg = True
-        port = free_port()
-        innkeeper = Server(
-            "innkeeper",
-            [sys.executable, "-m", "innkeeper", "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)],
-            server_env(database_url),
-            port,
-            workdir / "innkeeper.log",
-        )
+    with fresh_database(args.db, url, workdir, keep=args.keep):
         print("  starting innkeeper serve (migrations run on start)…")
-        innkeeper.start()
+        [innkeeper] = start_servers("innkeeper", SERVE, 1, url, workdir)
+        port = innkeeper.port
         try:
             t0 = time.monotonic()
             seed_concurrency = 1 if args.db == "sqlite" else 4
-            browsers, events = _run(
-                lambda: seed_guests(database_url, args.guests, args.sessions, concurrency=seed_concurrency)
-            )
+            browsers, events = _run(lambda: seed_guests(url, args.guests, args.sessions, concurrency=seed_concurrency))
             seed_s = time.monotonic() - t0
             print(f"  seeded {len(browsers)} guests, {events} events in {seed_s:.1f}s (service layer, not timed)")
             t0 = time.monotonic()
@@ -938,7 +774,7 @@ def main() -> int:
             for flow, (outcome, text) in _run(lambda: sample_outputs(port, browsers[0], flows)).items():
                 print(f"    {flow:<20} {outcome:<16} {text[:110]}")
             if "innkeeper" in targets:
-                before = count_rows(database_url, "flow_executions") or 0
+                before = count_rows(url, "flow_executions") or 0
                 print(f"  → innkeeper: {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
                 loads.append(run_target("innkeeper", innkeeper, bodies, workdir, args, client))
                 top = loads[-1].result.rate
@@ -953,30 +789,16 @@ def main() -> int:
         finally:
             innkeeper.stop()
         if "innkeeper" in targets:
-            after = count_rows(database_url, "flow_executions")
+            after = count_rows(url, "flow_executions")
             executions = after - before if after is not None else None
         if "bare" in targets:
-            port = free_port()
-            bare = Server(
-                "bare",
-                [sys.executable, str(HERE / "bare.py"), "--host", "127.0.0.1", "--port", str(port)],
-                server_env(database_url),
-                port,
-                workdir / "bare.log",
-            )
-            bare.start()
+            [bare] = start_servers("bare", BARE, 1, url, workdir)
             try:
-                _run(lambda: check_flows(port, browsers, flows[:1], "bare"))
+                _run(lambda: check_flows(bare.port, browsers, flows[:1], "bare"))
                 print(f"  → bare:      {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
                 loads.append(run_target("bare", bare, bodies, workdir, args, client))
             finally:
                 bare.stop()
-    finally:
-        if created_pg and not args.keep:
-            with contextlib.suppress(Exception):
-                pg_drop(database_url)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     by_name = {load.result.target: load.result for load in loads}
     ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else None
@@ -992,10 +814,8 @@ def main() -> int:
                 print("  <-- MISMATCH: a 200 must mean a stored execution", end="")
         print()
 
-    RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
     name = f"callflows-{args.db}{suffix}" + (f"-{args.only}" if args.only else "")
-    out = RESULTS / f"{name}.json"
 
     def summary(load: Load) -> dict[str, Any]:
         return {
@@ -1022,7 +842,7 @@ def main() -> int:
 
     payload = {
         "benchmark": "callflows",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": now_iso(),
         "db": args.db,
         "quick": args.quick,
         "concurrency": args.concurrency,
@@ -1039,8 +859,7 @@ def main() -> int:
         "flow_executions_stored": executions,
         "ratio_innkeeper_over_bare": round(ratio, 4) if ratio is not None else None,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"  results written to {out.relative_to(ROOT)}")
+    write_results(f"{name}.json", payload)
 
     _results.emit(
         bench_results(

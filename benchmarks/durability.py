@@ -38,42 +38,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import json
 import os
 import platform
 import random
-import shutil
 import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import _results
+from _common import database_url, fresh_database, new_loop, now_iso, quick_defaults
 from ingest import (
     DEFAULT_CONCURRENCY,
     EVENT_HEADERS,
     IDENTITY_SHARE,
+    SERVE,
     Connection,
     HTTPError,
     Server,
-    _new_loop,
     build_request,
     create_browsers,
     event_message,
-    pg_create,
-    pg_drop,
     start_servers,
 )
 
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench_durability"
 MARKER = "bench_marker"
 BROWSERS = 2000
-SERVE = [sys.executable, "-m", "innkeeper", "serve", "--no-workers"]
 
 State = Literal["acked", "doubt", "rejected"]
 
@@ -423,12 +417,9 @@ async def load_and_kill(
 def run(args: argparse.Namespace) -> tuple[list[Round], Check | None, int]:
     """All rounds on one database; returns the rounds, the final check and how many acknowledged events."""
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-durability-"))
-    if args.db == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    else:
-        database_url = os.environ.get("INNKEEPER_BENCH_DATABASE_URL") or DEFAULT_PG_URL
-    print(f"Innkeeper durability benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
-    print(f"  database:    {args.db} ({database_url})")
+    url = database_url(args.db, workdir, "innkeeper_bench_durability")
+    print(f"Innkeeper durability benchmark — {now_iso()}")
+    print(f"  database:    {args.db} ({url})")
     print(
         f"  load:        {args.concurrency} keep-alive connections over {args.browsers} browsers, "
         f"{100 * args.identity_share:g}% IDENTITY then 70% VIEW / 30% ADD; SIGKILL after "
@@ -441,64 +432,57 @@ def run(args: argparse.Namespace) -> tuple[list[Round], Check | None, int]:
     rounds: list[Round] = []
     sent: dict[str, Sent] = {}
     final: Check | None = None
-    created_pg = False
     servers: list[Server] = []
-    loop = _new_loop()
-    try:
-        if args.db == "postgres":
-            pg_create(database_url)
-            created_pg = True
-        print("  starting innkeeper serve (migrations run on start)…", flush=True)
-        servers = start_servers("innkeeper", SERVE, args.servers, database_url, workdir)
-        t0 = time.monotonic()
-        browsers = loop.run_until_complete(create_browsers(servers[0].port, args.browsers, args.concurrency))
-        print(f"  created {len(browsers)} browsers in {time.monotonic() - t0:.1f}s (not timed)", flush=True)
-        owned = [list(range(w, len(browsers), args.concurrency)) for w in range(args.concurrency)]
-        owned = [share for share in owned if share]
-        seqs = [0] * len(browsers)
-        for number in range(1, args.rounds + 1):
-            round_ = Round(number)
-            kill_after = rng.uniform(args.min_load, args.max_load)
-            loop.run_until_complete(
-                load_and_kill(
-                    round_,
-                    servers,
-                    browsers,
-                    owned,
-                    seqs,
-                    sent,
-                    kill_after=kill_after,
-                    identity_share=args.identity_share,
-                    rng=rng,
+    with fresh_database(args.db, url, workdir, keep=args.keep):
+        loop = new_loop()
+        try:
+            print("  starting innkeeper serve (migrations run on start)…", flush=True)
+            servers = start_servers("innkeeper", SERVE, args.servers, url, workdir)
+            t0 = time.monotonic()
+            browsers = loop.run_until_complete(create_browsers(servers[0].port, args.browsers, args.concurrency))
+            print(f"  created {len(browsers)} browsers in {time.monotonic() - t0:.1f}s (not timed)", flush=True)
+            owned = [list(range(w, len(browsers), args.concurrency)) for w in range(args.concurrency)]
+            owned = [share for share in owned if share]
+            seqs = [0] * len(browsers)
+            for number in range(1, args.rounds + 1):
+                round_ = Round(number)
+                kill_after = rng.uniform(args.min_load, args.max_load)
+                loop.run_until_complete(
+                    load_and_kill(
+                        round_,
+                        servers,
+                        browsers,
+                        owned,
+                        seqs,
+                        sent,
+                        kill_after=kill_after,
+                        identity_share=args.identity_share,
+                        rng=rng,
+                    )
                 )
-            )
-            t1 = time.monotonic()
-            servers = start_servers(f"innkeeper-r{number}", SERVE, args.servers, database_url, workdir, parallel=True)
-            round_.restart_seconds = time.monotonic() - t1
-            events, sessions, identities = loop.run_until_complete(read_database(database_url))
-            round_.check = final = verify(sent, events, sessions, identities)
-            rounds.append(round_)
-            check = round_.check
-            print(
-                f"  round {number}: SIGKILL after {round_.load_seconds:.1f}s at {round_.rate:.0f} events/s with "
-                f"{round_.in_flight_at_kill} requests in flight; {round_.acked} acknowledged, {round_.in_doubt} in "
-                f"doubt; restart {round_.restart_seconds:.1f}s; all rounds so far: {check.acknowledged} acknowledged, "
-                f"{check.in_doubt_stored}/{check.in_doubt} in doubt stored, {check.summary()}",
-                flush=True,
-            )
-            for line in round_.errors_before_kill[:5]:
-                print(f"    ! {line[:200]}")
-            for line in check.examples():
-                print(f"    ! {line[:300]}")
-    finally:
-        for server in servers:
-            server.stop()
-        loop.close()
-        if created_pg and not args.keep:
-            with contextlib.suppress(Exception):
-                pg_drop(database_url)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+                t1 = time.monotonic()
+                servers = start_servers(f"innkeeper-r{number}", SERVE, args.servers, url, workdir, parallel=True)
+                round_.restart_seconds = time.monotonic() - t1
+                events, sessions, identities = loop.run_until_complete(read_database(url))
+                round_.check = final = verify(sent, events, sessions, identities)
+                rounds.append(round_)
+                check = round_.check
+                print(
+                    f"  round {number}: SIGKILL after {round_.load_seconds:.1f}s at {round_.rate:.0f} events/s with "
+                    f"{round_.in_flight_at_kill} requests in flight; {round_.acked} acknowledged, "
+                    f"{round_.in_doubt} in doubt; restart {round_.restart_seconds:.1f}s; all rounds so far: "
+                    f"{check.acknowledged} acknowledged, {check.in_doubt_stored}/{check.in_doubt} in doubt stored, "
+                    f"{check.summary()}",
+                    flush=True,
+                )
+                for line in round_.errors_before_kill[:5]:
+                    print(f"    ! {line[:200]}")
+                for line in check.examples():
+                    print(f"    ! {line[:300]}")
+        finally:
+            for server in servers:
+                server.stop()
+            loop.close()
     return rounds, final, len(sent)
 
 
@@ -578,10 +562,7 @@ def main() -> int:
     parser.add_argument("--scenario", help="scenario id in the BENCH_RESULT line (default durability-<db>)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
     args = parser.parse_args()
-    args.rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
-    args.browsers = args.browsers if args.browsers is not None else (100 if args.quick else BROWSERS)
-    args.min_load = args.min_load if args.min_load is not None else (0.5 if args.quick else 3.0)
-    args.max_load = args.max_load if args.max_load is not None else (1.5 if args.quick else 8.0)
+    quick_defaults(args, rounds=(5, 2), browsers=(BROWSERS, 100), min_load=(3.0, 0.5), max_load=(8.0, 1.5))
     args.seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     if args.rounds < 1 or args.servers < 1 or args.max_load < args.min_load:
         parser.error("--rounds and --servers must be ≥ 1, --max-load ≥ --min-load")

@@ -55,22 +55,33 @@ from pathlib import Path
 from typing import Any
 
 import _results
+from _common import (
+    API_TOKEN,
+    CLIENT_KEY,
+    HERE,
+    POINT_OF_SALE,
+    PRODUCTS,
+    RESULTS,
+    ROOT,
+    USER_AGENT,
+    count_rows,
+    database_url,
+    fresh_database,
+    innkeeper_env,
+    new_loop,
+    now_iso,
+    percentile,
+    product,
+    quick_defaults,
+    write_results,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-
-CLIENT_KEY = "bench0client0key0000000000000000"
-API_TOKEN = "bench-api-token-0000000000000000"  # noqa: S105 - a throwaway bench credential
-POINT_OF_SALE = "bench-shop/ireland"
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench"
 DEFAULT_CONCURRENCY = 16
 BROWSERS = 10_000  # issue 8: VIEW/ADD/IDENTITY mix over 10,000 browsers
 BODIES = 8192
 VIEW_SHARE = 0.7  # of the non-IDENTITY events; the rest are ADD
 IDENTITY_SHARE = 0.05
 FIXED_RATE_SHARE = 0.5  # issue 8: p99 at half of the measured maximum
-USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 ORIGIN = "https://www.bench-shop.example"
 EVENT_HEADERS = {
     "Content-Type": "application/json",
@@ -80,19 +91,13 @@ EVENT_HEADERS = {
     "Accept": "*/*",
 }
 JSON_TYPE = "application/json;charset=UTF-8"
+SERVE = [sys.executable, "-m", "innkeeper", "serve", "--no-workers"]
+BARE = [sys.executable, str(HERE / "bare.py")]
 
 
 # --- event bodies -----------------------------------------------------------------------
 
 PAGES = ["Home Page", "shoes", "running-shoes", "trail", "cart", "sale", "men", "women", "kids", "search"]
-PRODUCTS = [
-    ("FOOTWEAR", "SHOES_8475GHT", "Trail runner GT", 129.99),
-    ("FOOTWEAR", "SHOES_1120ABC", "Road racer 2", 99.5),
-    ("APPAREL", "TSHIRT_0042", "Tech tee", 25.0),
-    ("APPAREL", "JACKET_7781", "Rain shell", 180.0),
-    ("ACCESSORY", "SOCKS_3PACK", "Running socks (3 pack)", 14.95),
-    ("ACCESSORY", "BOTTLE_500", "Soft flask 500 ml", 19.0),
-]
 
 
 def event_message(rng: random.Random, browser_id: str, *, identity_share: float = 0.0) -> dict[str, Any]:
@@ -127,21 +132,15 @@ def event_message(rng: random.Random, browser_id: str, *, identity_share: float 
     elif draw >= identity_share + VIEW_SHARE * (1 - identity_share):
         kind, item, name, price = rng.choice(PRODUCTS)
         message["type"] = "ADD"
-        message["product"] = {
-            "type": kind,
-            "item_id": item,
-            "name": name,
-            "orderedAt": (datetime(2025, 8, 23, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400)))
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "quantity": rng.randint(1, 3),
-            "price": price,
-            "productId": item.split("_")[0],
-            "currency": "EUR",
-            "originalPrice": price,
-            "originalCurrencyCode": "EUR",
-            "referenceId": f"{item}-{rng.randint(1, 9)}",
-        }
+        message["product"] = product(
+            kind,
+            item,
+            name,
+            price,
+            ordered_at=datetime(2025, 8, 23, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400)),
+            quantity=rng.randint(1, 3),
+            reference_id=f"{item}-{rng.randint(1, 9)}",
+        )
     return message
 
 
@@ -341,11 +340,14 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
+def _finish(result: Result, latencies: list[float], usage0: Any, usage1: Any) -> Result:
+    """A measured window's figures: the generator's CPU (``getrusage`` before and after), latency percentiles."""
+    result.generator_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / result.seconds
+    latencies.sort()
+    result.requests = len(latencies)
+    result.p50_ms, result.p90_ms, result.p99_ms = (percentile(latencies, q) * 1000 for q in (50, 90, 99))
+    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
+    return result
 
 
 class CPUWatch:
@@ -421,14 +423,18 @@ async def python_load(
     warmup: float,
     duration: float,
     watch: CPUWatch,
+    path: str = "/v1.2/events",
+    headers: dict[str, str] = EVENT_HEADERS,
+    ok_status: int = 201,
+    on_answer: Callable[[bytes, bool], None] | None = None,
 ) -> Result:
     """Closed-loop load: `concurrency` keep-alive connections, each sending back to back.
 
     With several server ports (one per `innkeeper serve` process) connection i goes to ports[i % len(ports)].
+    `on_answer(head, counted)` sees every answer with `ok_status` (as in `open_loop_load`).
     """
     per_port = {
-        port: [build_request("POST", "/v1.2/events", f"127.0.0.1:{port}", EVENT_HEADERS, body) for body in bodies]
-        for port in ports
+        port: [build_request("POST", path, f"127.0.0.1:{port}", headers, body) for body in bodies] for port in ports
     }
     result = Result(target=name, client=f"python asyncio ({_loop_name()})")
     window = [float("inf"), float("inf")]  # measured window [start, end]
@@ -446,14 +452,14 @@ async def python_load(
                 raw = requests[rng.randrange(len(requests))]
                 t0 = perf()
                 try:
-                    status, _head, body = await conn.send(raw)
-                    failure = None if status == 201 else f"{status} {body[:200].decode('utf-8', 'replace')}"
+                    status, head, body = await conn.send(raw)
+                    failure = None if status == ok_status else f"{status} {body[:200].decode('utf-8', 'replace')}"
                 except HTTPError as exc:
                     failure = f"transport: {exc}"
                 t1 = perf()
                 counted = t0 >= window[0] and t1 <= window[1]
                 if failure is not None:
-                    if counted or t0 >= window[0]:
+                    if t0 >= window[0]:
                         result.errors += 1
                     else:
                         result.warmup_errors += 1
@@ -463,6 +469,8 @@ async def python_load(
                         await asyncio.sleep(0.01)
                 else:
                     result.answered_201 += 1
+                    if on_answer is not None:
+                        on_answer(head, counted)
                     if counted:
                         latencies.append(t1 - t0)
         finally:
@@ -480,12 +488,7 @@ async def python_load(
     stop = True
     await asyncio.gather(*tasks)
     result.seconds = window[1] - window[0]
-    result.generator_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / result.seconds
-    latencies.sort()
-    result.requests = len(latencies)
-    result.p50_ms, result.p90_ms, result.p99_ms = (_percentile(latencies, q) * 1000 for q in (50, 90, 99))
-    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
-    return result
+    return _finish(result, latencies, usage0, usage1)
 
 
 def _loop_name() -> str:
@@ -575,12 +578,7 @@ async def open_loop_load(
         watch.stop(result)
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     result.seconds = max(duration, perf() - measured[0])
-    result.generator_cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / result.seconds
-    latencies.sort()
-    result.requests = len(latencies)
-    result.p50_ms, result.p90_ms, result.p99_ms = (_percentile(latencies, q) * 1000 for q in (50, 90, 99))
-    result.max_ms = latencies[-1] * 1000 if latencies else 0.0
-    return result
+    return _finish(result, latencies, usage0, usage1)
 
 
 WRK_SCRIPT = r"""
@@ -668,16 +666,29 @@ def _run_wrk(
 
 
 def wrk_load(
-    name: str, port: int, workdir: Path, *, concurrency: int, warmup: float, duration: float, watch: CPUWatch
+    name: str,
+    port: int,
+    workdir: Path,
+    *,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    watch: CPUWatch,
+    script: str = "ingest.lua",
+    on_stats: Callable[[dict[str, Any], bool], None] | None = None,
 ) -> Result:
+    """The closed-loop load with wrk (one thread) and a Lua `script` in `workdir`; `on_stats(stats, measured)` sees
+    what the script reported for the warm-up and for the measured run."""
     result = Result(target=name, client=f"wrk ({shutil.which('wrk')}, 1 thread)")
     if warmup > 0:
-        warm, _ = _run_wrk(workdir, port, concurrency, warmup)
+        warm, _ = _run_wrk(workdir, port, concurrency, warmup, script)
         result.answered_201 += warm["ok"]
         result.warmup_errors = warm["bad"] + sum(warm[k] for k in ("connect", "read", "write", "timeout"))
         result.error_samples += [s for s in warm["samples"].splitlines() if s][:5]
+        if on_stats is not None:
+            on_stats(warm, False)
     watch.start()
-    stats, cpu = _run_wrk(workdir, port, concurrency, duration)
+    stats, cpu = _run_wrk(workdir, port, concurrency, duration, script)
     watch.stop(result)
     result.seconds = stats["duration_us"] / 1e6
     result.requests = stats["requests"]
@@ -688,6 +699,8 @@ def wrk_load(
         stats[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "max_us")
     )
     result.generator_cpu = cpu / result.seconds if result.seconds else 0.0
+    if on_stats is not None:
+        on_stats(stats, True)
     return result
 
 
@@ -749,9 +762,8 @@ class Server:
 
 
 def server_env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")}
-    env.update(
-        INNKEEPER_DATABASE_URL=database_url,
+    return innkeeper_env(
+        database_url,
         INNKEEPER_CLIENT_KEY=CLIENT_KEY,
         INNKEEPER_API_TOKEN=API_TOKEN,
         INNKEEPER_POINT_OF_SALE=POINT_OF_SALE,
@@ -759,78 +771,6 @@ def server_env(database_url: str) -> dict[str, str]:
         INNKEEPER_LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
     )
-    return env
-
-
-# --- databases -------------------------------------------------------------------------------
-
-
-def _asyncpg() -> Any:
-    import asyncpg  # type: ignore[import-untyped]
-
-    return asyncpg
-
-
-def _pg_parts(url: str) -> tuple[str, str]:
-    """(admin DSN on the `postgres` database, bench database name) for asyncpg."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if not parsed.database:
-        raise SystemExit(f"INNKEEPER_BENCH_DATABASE_URL needs a database name: {url}")
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    return admin.render_as_string(hide_password=False), parsed.database
-
-
-async def _pg_admin(url: str, *statements: str) -> None:
-    asyncpg = _asyncpg()
-
-    dsn, _ = _pg_parts(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def pg_create(url: str) -> None:
-    _, name = _pg_parts(url)
-    quoted = '"' + name.replace('"', '""') + '"'
-    asyncio.run(_pg_admin(url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}"))
-
-
-def pg_drop(url: str) -> None:
-    _, name = _pg_parts(url)
-    quoted = '"' + name.replace('"', '""') + '"'
-    asyncio.run(_pg_admin(url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-
-
-def count_events(db: str, url: str) -> int | None:
-    """Events actually stored (a check that 201 meant committed)."""
-    try:
-        if db == "sqlite":
-            import sqlite3
-
-            path = url.split(":///", 1)[1]
-            with contextlib.closing(sqlite3.connect(path)) as conn:
-                return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        asyncpg = _asyncpg()
-        from sqlalchemy.engine import make_url
-
-        async def count() -> int:
-            conn = await asyncpg.connect(
-                make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-            )
-            try:
-                return int(await conn.fetchval("SELECT count(*) FROM events"))
-            finally:
-                await conn.close()
-
-        return asyncio.run(count())
-    except Exception as exc:  # noqa: BLE001 - informative only
-        print(f"  (could not count stored events: {exc})")
-        return None
 
 
 # --- profiling (optional) -------------------------------------------------------------------
@@ -924,15 +864,6 @@ def summarize_profile(path: Path, top: int = 15) -> list[str]:
 # --- main --------------------------------------------------------------------------------------
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
-
-
 def run_target(
     name: str, servers: list[Server], bodies: list[bytes], workdir: Path, args: argparse.Namespace, client: str
 ) -> tuple[Result, Result | None]:
@@ -942,7 +873,7 @@ def run_target(
     watch = CPUWatch(*pids)
     if args.profile and name == "innkeeper":
         watch = ProfilingWatch(pids[0], args.duration, RESULTS / f"ingest-{args.db}-innkeeper.pyspy.txt", *pids[1:])
-    loop = _new_loop()
+    loop = new_loop()
     try:
         for port in ports:
             loop.run_until_complete(check_shape(port, bodies[0], name))
@@ -1162,9 +1093,7 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
     args = parser.parse_args()
-    args.duration = args.duration if args.duration is not None else (2.0 if args.quick else 20.0)
-    args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
-    args.browsers = args.browsers if args.browsers is not None else (200 if args.quick else BROWSERS)
+    quick_defaults(args, duration=(20.0, 2.0), warmup=(2.0, 0.5), browsers=(BROWSERS, 200))
     args.fixed_duration = args.fixed_duration if args.fixed_duration is not None else args.duration
     if args.servers < 1:
         parser.error("--servers must be at least 1")
@@ -1178,13 +1107,10 @@ def main() -> int:
         parser.error("--client wrk drives one port; use the python client with --servers > 1")
 
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-"))
-    if args.db == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    else:
-        database_url = os.environ.get("INNKEEPER_BENCH_DATABASE_URL") or DEFAULT_PG_URL
+    url = database_url(args.db, workdir, "innkeeper_bench")
 
-    print(f"Innkeeper ingest benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
-    print(f"  database:    {args.db} ({database_url})")
+    print(f"Innkeeper ingest benchmark — {now_iso()}")
+    print(f"  database:    {args.db} ({url})")
     print(
         f"  generator:   {client}; concurrency {args.concurrency} keep-alive connections; "
         f"warm-up {args.warmup:g}s + {args.duration:g}s measured per target" + ("  [--quick]" if args.quick else "")
@@ -1201,17 +1127,12 @@ def main() -> int:
     targets = ["innkeeper", "bare"] if args.only is None else [args.only]
     results: list[Result] = []
     fixed: Result | None = None
-    created_pg = False
-    serve = [sys.executable, "-m", "innkeeper", "serve", "--no-workers"]
-    try:
-        if args.db == "postgres":
-            pg_create(database_url)
-            created_pg = True
+    with fresh_database(args.db, url, workdir, keep=args.keep):
         print("  starting innkeeper serve (migrations run on start)…")
-        innkeeper = start_servers("innkeeper", serve, args.servers, database_url, workdir)
+        innkeeper = start_servers("innkeeper", SERVE, args.servers, url, workdir)
         try:
             t0 = time.monotonic()
-            loop = _new_loop()
+            loop = new_loop()
             try:
                 browsers = loop.run_until_complete(create_browsers(innkeeper[0].port, args.browsers, args.concurrency))
             finally:
@@ -1230,7 +1151,7 @@ def main() -> int:
                 f"mean {sum(map(len, bodies)) / len(bodies):.0f} bytes"
             )
             if "innkeeper" in targets:
-                before = count_events(args.db, database_url) or 0
+                before = count_rows(url, "events") or 0
                 print(f"  → innkeeper: {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
                 result, fixed = run_target("innkeeper", innkeeper, bodies, workdir, args, client)
                 results.append(result)
@@ -1238,23 +1159,17 @@ def main() -> int:
             for server in innkeeper:
                 server.stop()
         if "innkeeper" in targets:
-            stored = count_events(args.db, database_url)
+            stored = count_rows(url, "events")
             if stored is not None:
                 results[0].stored_events = stored - before
         if "bare" in targets:
-            bare = start_servers("bare", [sys.executable, str(HERE / "bare.py")], args.servers, database_url, workdir)
+            bare = start_servers("bare", BARE, args.servers, url, workdir)
             try:
                 print(f"  → bare:      {args.warmup:g}s warm-up, {args.duration:g}s measured…", flush=True)
                 results.append(run_target("bare", bare, bodies, workdir, args, client)[0])
             finally:
                 for server in bare:
                     server.stop()
-    finally:
-        if created_pg and not args.keep:
-            with contextlib.suppress(Exception):
-                pg_drop(database_url)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     by_name = {r.target: r for r in results}
     ratio = by_name["innkeeper"].rate / by_name["bare"].rate if len(by_name) == 2 and by_name["bare"].rate else None
@@ -1270,11 +1185,8 @@ def main() -> int:
                 print("  <-- MISMATCH: a 201 must mean a stored event", end="")
         print()
 
-    RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    out = RESULTS / (
-        f"ingest-{args.db}{suffix}.json" if args.only is None else f"ingest-{args.db}{suffix}-{args.only}.json"
-    )
+    out = f"ingest-{args.db}{suffix}.json" if args.only is None else f"ingest-{args.db}{suffix}-{args.only}.json"
 
     def summary(r: Result) -> dict[str, Any]:
         return {
@@ -1300,7 +1212,7 @@ def main() -> int:
 
     payload = {
         "benchmark": "ingest",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": now_iso(),
         "db": args.db,
         "quick": args.quick,
         "servers": args.servers,
@@ -1318,8 +1230,7 @@ def main() -> int:
         "fixed_rate_share": args.fixed_rate_share,
         "ratio_innkeeper_over_bare": round(ratio, 4) if ratio is not None else None,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"  results written to {out.relative_to(ROOT)}")
+    write_results(out, payload)
 
     _results.emit(
         bench_results(

@@ -33,68 +33,54 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import random
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from ingest import pg_create, pg_drop
+from _bulk import (
+    SeedClock,
+    analyze,
+    bench_settings,
+    browser_row,
+    chunks,
+    event_row,
+    guest_row,
+    ingest_history,
+    session_row,
+    stream_context,
+)
+from _common import (
+    CLIENT_KEY,
+    PRODUCTS,
+    USER_AGENT,
+    database_url,
+    fresh_database,
+    now_iso,
+    percentile,
+    product,
+    quick_defaults,
+    write_results,
+)
+from _common import POINT_OF_SALE as POS
+from _results import Result, emit
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-BIN = Path(sys.executable).parent / "innkeeper"
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/innkeeper_bench_portal"
-CLIENT_KEY = "bench0client0key0000000000000000"
-API_TOKEN = "bench-api-token-0000000000000000"  # noqa: S105 - a throwaway bench credential
-POS = "bench-shop/ireland"
-USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 EMAIL = "marketer@bench.example"
 PASSWORD = "bench password 0123"  # noqa: S105
 TARGET_MS = 300.0
 WARMUP = 3
-CHUNK = 5_000
 PAGES = ["/", "/shoes", "/shoes/trail", "/running-shoes", "/sale", "/men", "/women", "/kids", "/search", "/cart"]
-PRODUCTS = [
-    ("FOOTWEAR", "SHOES_8475GHT", "Trail runner GT", 129.99),
-    ("FOOTWEAR", "SHOES_1120ABC", "Road racer 2", 99.5),
-    ("APPAREL", "TSHIRT_0042", "Tech tee", 25.0),
-    ("APPAREL", "JACKET_7781", "Rain shell", 180.0),
-    ("ACCESSORY", "SOCKS_3PACK", "Running socks (3 pack)", 14.95),
-    ("ACCESSORY", "BOTTLE_500", "Soft flask 500 ml", 19.0),
-]
-
-
-# --- database ---------------------------------------------------------------------------------------
-
-
-def database_url(db: str, workdir: Path) -> str:
-    if db == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    return os.environ.get("INNKEEPER_BENCH_DATABASE_URL") or DEFAULT_PG_URL
-
-
-def create_and_migrate(db: str, url: str) -> None:
-    """Create the database (PostgreSQL: drop any leftover first) and run ``innkeeper db upgrade``."""
-    if db == "postgres":
-        pg_create(url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INNKEEPER_")}
-    env["INNKEEPER_DATABASE_URL"] = url
-    subprocess.run([str(BIN), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 # --- seeding: background rows (direct inserts) --------------------------------------------------------
@@ -107,108 +93,28 @@ def background_rows(guests: int, *, now: datetime, seed: int = 3) -> dict[str, l
     for i in range(guests):
         guest, browser = str(uuid.uuid4()), str(uuid.uuid4())
         first = now - timedelta(days=rng.uniform(30, 200))
-        out["guests"].append(
-            {
-                "ref": guest,
-                "guest_type": "visitor",
-                "merged_into": None,
-                "created_at": first,
-                "modified_at": first,
-                "first_seen": first,
-                "last_seen": first,
-                "emails": [],
-                "phone_numbers": [],
-                "street": [],
-            }
-        )
-        out["browsers"].append(
-            {"ref": browser, "guest_ref": guest, "user_agent": "bench", "created_at": first, "last_seen": first}
-        )
+        out["guests"].append(guest_row(guest, first))
+        out["browsers"].append(browser_row(browser, guest, first, first))
         for s in range(5):
             ref = str(uuid.uuid4())
             started = first + timedelta(days=s * 3, minutes=rng.uniform(0, 600))
             last = started + timedelta(minutes=9)
-            out["sessions"].append(_session_row(ref, guest, browser, started, last))
+            out["sessions"].append(
+                session_row(
+                    ref, guest, browser, started, last, first_page="/", last_page="/", num_events=10, num_views=10
+                )
+            )
             for k in range(10):
                 at = started + timedelta(minutes=k)
                 page = rng.choice(PAGES)
-                message = {"type": "VIEW", "channel": "WEB", "pos": POS, "page": page, "browser_id": browser}
-                out["events"].append(_event_row(guest, browser, ref, "VIEW", page, at, json.dumps(message)))
+                raw = json.dumps({"type": "VIEW", "channel": "WEB", "pos": POS, "page": page, "browser_id": browser})
+                event = event_row(
+                    str(uuid.uuid4()), "VIEW", guest, browser, ref, page, at, raw, transport="stream-post"
+                )
+                out["events"].append(event)
         if i % 1000 == 999:
             rng.seed(seed + i)
     return out
-
-
-def _session_row(ref: str, guest: str, browser: str, started: datetime, last: datetime) -> dict[str, Any]:
-    return {
-        "ref": ref,
-        "guest_ref": guest,
-        "browser_ref": browser,
-        "channel": "WEB",
-        "point_of_sale": POS,
-        "origin": None,
-        "status": "CLOSED",
-        "close_reason": "TIMEOUT",
-        "started_at": started,
-        "last_activity_at": last,
-        "expires_at": last + timedelta(minutes=30),
-        "ended_at": last,
-        "language": "EN",
-        "currency_code": "EUR",
-        "first_page": "/",
-        "last_page": "/",
-        "num_events": 10,
-        "num_views": 10,
-        "num_searches": 0,
-        "num_adds": 0,
-        "num_selects": 0,
-        "num_confirms": 0,
-        "num_checkouts": 0,
-        "cart": [],
-        "cart_cleared": False,
-        "converted": False,
-        "cart_type": "BROWSED",
-        "abandoned_revenue": None,
-        "value": None,
-        "order_ref": None,
-        "utm": {},
-        "referrer": None,
-        "user_agent": "bench",
-        "device": {},
-        "session_data": {},
-        "created_at": started,
-        "modified_at": last,
-    }
-
-
-def _event_row(guest: str, browser: str, session: str, kind: str, page: str, at: datetime, raw: str) -> dict[str, Any]:
-    return {
-        "ref": str(uuid.uuid4()),
-        "type": kind,
-        "browser_ref": browser,
-        "guest_ref": guest,
-        "session_ref": session,
-        "channel": "WEB",
-        "point_of_sale": POS,
-        "language": "EN",
-        "currency": "EUR",
-        "page": page,
-        "client_key": CLIENT_KEY,
-        "created_at": at,
-        "modified_at": at,
-        "processing_status": "SUCCESS",
-        "failure_reason": None,
-        "warnings": [],
-        "transport": "stream-post",
-        "user_agent": "bench",
-        "client_requested_at": None,
-        "raw": raw,
-    }
-
-
-def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), CHUNK):
-        yield rows[start : start + CHUNK]
 
 
 async def insert_background(engine: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
@@ -217,21 +123,11 @@ async def insert_background(engine: Any, rows: dict[str, list[dict[str, Any]]]) 
     async with engine.begin() as conn:
         for table_name in ("guests", "browsers", "sessions", "events"):
             table = Base.metadata.tables[table_name]
-            for chunk in _chunks(rows[table_name]):
+            for chunk in chunks(rows[table_name]):
                 await conn.execute(sa.insert(table), chunk)
 
 
 # --- seeding: the guest, through the ingest service ---------------------------------------------------
-
-
-class SeedClock:
-    """A settable clock: seeding replays the guest's history at the times it is meant to have happened."""
-
-    def __init__(self, start: datetime) -> None:
-        self.at = start
-
-    def now(self) -> datetime:
-        return self.at
 
 
 def guest_sessions(browser: str, sessions: int, per_session: int, *, end: datetime) -> list[list[tuple[datetime, Any]]]:
@@ -267,20 +163,16 @@ def guest_sessions(browser: str, sessions: int, per_session: int, *, end: dateti
                 messages.append({**common, "type": "VIEW", "page": page, "ext": {"pageVariantId": "_default"}})
                 continue
             group, item, name, price = rng.choice(PRODUCTS)
-            product = {
-                "type": group,
-                "item_id": item,
-                "name": name,
-                "orderedAt": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "quantity": rng.randint(1, 3),
-                "price": price,
-                "productId": item.split("_")[0],
-                "currency": "EUR",
-                "originalPrice": price,
-                "originalCurrencyCode": "EUR",
-                "referenceId": f"{item}-{rng.randint(1, 9)}",
-            }
-            messages.append({**common, "type": "ADD", "page": "/cart", "product": product})
+            line = product(
+                group,
+                item,
+                name,
+                price,
+                ordered_at=at,
+                quantity=rng.randint(1, 3),
+                reference_id=f"{item}-{rng.randint(1, 9)}",
+            )
+            messages.append({**common, "type": "ADD", "page": "/cart", "product": line})
         if checkout:
             messages.append({**common, "type": "CHECKOUT", "reference_id": f"ORD-{s:04d}", "status": "PURCHASED"})
         timed = []
@@ -297,11 +189,8 @@ async def seed_guest(runtime: Any, sessions: int, per_session: int) -> tuple[str
 
     from innkeeper.core.db import in_transaction
     from innkeeper.guests import service as guest_service
-    from innkeeper.stream import service as stream
 
-    ctx = stream.StreamContext(
-        client_key=CLIENT_KEY, production=False, transport="stream-post", default_pos=POS, user_agent=USER_AGENT
-    )
+    ctx = stream_context()
     end = datetime.now(UTC) - timedelta(hours=2)
     clock = SeedClock(end - timedelta(days=sessions + 1))
 
@@ -314,12 +203,7 @@ async def seed_guest(runtime: Any, sessions: int, per_session: int) -> tuple[str
     for history in guest_sessions(browser.ref, sessions, per_session, end=end):
 
         async def work(session: AsyncSession, history: list[tuple[datetime, Any]] = history) -> str:
-            ref = ""
-            for at, message in history:
-                clock.at = at
-                raw = json.dumps(message, separators=(",", ":"))
-                ref = (await stream.ingest(session, ctx, message, raw=raw, clock=clock)).guest_ref
-            return ref
+            return await ingest_history(session, ctx, clock, history)
 
         guest_ref = await in_transaction(runtime.sessions, work)
         stored += len(history)
@@ -353,12 +237,6 @@ class ServerTimer:
         await self.app(scope, receive, timed_send)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
 async def time_gets(
     client: httpx.AsyncClient, timer: ServerTimer, path: str, n: int, check: Callable[[httpx.Response], None]
 ) -> dict[str, Any]:
@@ -376,6 +254,8 @@ async def time_gets(
         server.append(timer.last_ms)
         cpu.append(timer.last_cpu_ms)
         size = len(response.content)
+    for samples in (server, cpu, wall):
+        samples.sort()
     return {
         "requests": n,
         "p50_ms": round(percentile(server, 50), 2),
@@ -410,19 +290,10 @@ async def set_debug(runtime: Any, on: bool) -> None:
 
 async def run(url: str, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     from innkeeper.app import create_app
-    from innkeeper.core.config import Settings
+    from innkeeper.core.runtime import freeze_long_lived_objects
     from innkeeper.users import service as users
 
-    settings = Settings(
-        database_url=url,
-        environment="development",
-        client_key=CLIENT_KEY,
-        api_token=API_TOKEN,
-        point_of_sale=POS,
-        data_dir=str(workdir / "data"),
-        log_level="warning",
-    )
-    app = create_app(settings)
+    app = create_app(bench_settings(url, data_dir=str(workdir / "data"), log_level="warning"))
     runtime = app.state.runtime
     info: dict[str, Any] = {}
     async with app.router.lifespan_context(app):
@@ -441,16 +312,14 @@ async def run(url: str, workdir: Path, args: argparse.Namespace) -> dict[str, An
         info.update(guest=guest, guest_events=events, guest_seconds=round(time.perf_counter() - t0, 1))
         print(f"  the guest:  {args.sessions} sessions × {args.events} events = {events:,} events through ingest")
         print(f"              in {info['guest_seconds']}s (ref {guest})")
-        if runtime.engine.dialect.name == "postgresql":
-            async with runtime.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                for table in ("guests", "browsers", "sessions", "events", "orders"):
-                    await conn.exec_driver_sql(f"ANALYZE {table}")
+        await analyze(runtime.engine, ("guests", "browsers", "sessions", "events", "orders"))
 
         async with runtime.sessions() as session:
             await users.create_user(session, email=EMAIL, password=PASSWORD, role="MARKETER", clock=runtime.clock)
             await session.commit()
 
+        # As `innkeeper serve` does once it has started (the seeding above is the bench's own garbage).
+        freeze_long_lived_objects()
         timer = ServerTimer(app)
         transport = httpx.ASGITransport(app=timer)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as client:
@@ -512,25 +381,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a small seed: checks the harness, not the target")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database afterwards")
     args = parser.parse_args()
-    args.sessions = args.sessions if args.sessions is not None else (10 if args.quick else 100)
-    args.background = args.background if args.background is not None else (200 if args.quick else 2000)
-    args.requests = args.requests if args.requests is not None else (10 if args.quick else 30)
+    quick_defaults(args, sessions=(100, 10), background=(2000, 200), requests=(30, 10))
 
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-portal-"))
-    url = database_url(args.db, workdir)
-    print(f"Innkeeper portal timeline benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
+    url = database_url(args.db, workdir, "innkeeper_bench_portal")
+    print(f"Innkeeper portal timeline benchmark — {now_iso()}")
     print(f"  database:    {args.db} ({url})")
     print(f"  machine:     {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"  scenario:    one guest, {args.sessions} sessions × {args.events} events, debug on; in-process ASGI")
-    try:
-        create_and_migrate(args.db, url)
+    with fresh_database(args.db, url, workdir, keep=args.keep, migrated=True):
         info = asyncio.run(run(url, workdir, args))
-    finally:
-        if not args.keep:
-            if args.db == "postgres":
-                with contextlib.suppress(Exception):
-                    pg_drop(url)
-            shutil.rmtree(workdir, ignore_errors=True)
 
     pages = info["pages"]
     print()
@@ -546,11 +406,9 @@ def main() -> int:
     if args.quick:
         print("  (--quick: harness check only)")
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"portal-timeline-{args.db}{'-quick' if args.quick else ''}.json"
     payload = {
         "benchmark": "portal-timeline",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": now_iso(),
         "db": args.db,
         "quick": args.quick,
         "cores": os.cpu_count(),
@@ -561,43 +419,27 @@ def main() -> int:
         "pages": pages,
         "target_ms": TARGET_MS,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"  results written to {out.relative_to(ROOT)}")
+    write_results(f"portal-timeline-{args.db}{'-quick' if args.quick else ''}.json", payload)
     emit_result(f"portal-timeline-{args.db}", pages, quick=args.quick)
     return 0
 
 
 def emit_result(scenario: str, pages: dict[str, dict[str, Any]], *, quick: bool) -> None:
-    """The closing ``BENCH_RESULT {json}`` line (through benchmarks/_results.py when it is there)."""
-    rows: list[dict[str, Any]] = [
-        {"metric": "timeline p95 (debug on)", "value": pages["timeline_debug"]["p95_ms"], "unit": "ms"}
-        | {"target": TARGET_MS, "comparison": "<="},
-        {"metric": "timeline p50 (debug on)", "value": pages["timeline_debug"]["p50_ms"], "unit": "ms"},
-        {"metric": "timeline CPU p95 (debug on)", "value": pages["timeline_debug"]["cpu_p95_ms"], "unit": "ms"},
-        {"metric": "timeline KB (debug on)", "value": round(pages["timeline_debug"]["bytes"] / 1024), "unit": "KB"},
-        {"metric": "event fragment p95 (one cog)", "value": pages["event_fragment"]["p95_ms"], "unit": "ms"},
-        {"metric": "timeline p95 (debug off)", "value": pages["timeline_plain"]["p95_ms"], "unit": "ms"},
-        {"metric": "event viewer p95", "value": pages["event_viewer"]["p95_ms"], "unit": "ms"},
-        {"metric": "profile p95", "value": pages["profile"]["p95_ms"], "unit": "ms"},
-    ]
-    emit: Callable[..., None] | None = None
-    try:
-        from _results import Result  # type: ignore[import-not-found,unused-ignore]
-        from _results import emit as emit_results
-    except ImportError:
-        pass
-    else:
-
-        def emit(items: list[dict[str, Any]], quick: bool) -> None:
-            emit_results([Result(scenario, **item) for item in items], quick=quick)
-
-    if emit is not None:
-        emit(rows, quick)
-        return
-    for row in rows:
-        if "target" in row:
-            row["passed"] = row["value"] <= row["target"]
-    print("BENCH_RESULT " + json.dumps({"version": 1, "quick": quick, "scenario": scenario, "results": rows}))
+    """The closing ``BENCH_RESULT {json}`` line."""
+    debug = pages["timeline_debug"]
+    emit(
+        [
+            Result(scenario, "timeline p95 (debug on)", debug["p95_ms"], "ms", target=TARGET_MS, comparison="<="),
+            Result(scenario, "timeline p50 (debug on)", debug["p50_ms"], "ms"),
+            Result(scenario, "timeline CPU p95 (debug on)", debug["cpu_p95_ms"], "ms"),
+            Result(scenario, "timeline KB (debug on)", round(debug["bytes"] / 1024), "KB"),
+            Result(scenario, "event fragment p95 (one cog)", pages["event_fragment"]["p95_ms"], "ms"),
+            Result(scenario, "timeline p95 (debug off)", pages["timeline_plain"]["p95_ms"], "ms"),
+            Result(scenario, "event viewer p95", pages["event_viewer"]["p95_ms"], "ms"),
+            Result(scenario, "profile p95", pages["profile"]["p95_ms"], "ms"),
+        ],
+        quick=quick,
+    )
 
 
 if __name__ == "__main__":

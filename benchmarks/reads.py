@@ -34,13 +34,9 @@ harness, not the numbers.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
 import os
 import platform
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -50,27 +46,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _bulk import bulk_insert, bulk_insert_tuples, create_and_migrate, database_url, db_time, drop, ref_maker
+from _bulk import (
+    analyze,
+    bench_settings,
+    browser_row,
+    bulk_insert,
+    bulk_insert_tuples,
+    db_time,
+    guest_row,
+    ref_maker,
+    session_row,
+)
+from _common import API_TOKEN, CLIENT_KEY, database_url, fresh_database, new_loop, now_iso, percentile, write_results
+from _common import POINT_OF_SALE as POS
+from _common import USER_AGENT as UA
 from _results import Result, emit
-from ingest import _percentile
 
 from innkeeper.core.clock import SystemClock
-from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, session_factory
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-CLIENT_KEY = "bench0client0key0000000000000000"
-API_TOKEN = "bench-api-token-0000000000000000"  # noqa: S105 - a throwaway bench credential
-POS = "bench-shop/ireland"
 TIMELINE_TARGET_MS = 20.0
 LOOKUP_TARGET_MS = 5.0
 BIG_SESSIONS, BIG_EVENTS_PER_SESSION = 100, 50
 EVENTS_PER_GUEST = 20
 DAYS = 30
 PAGES = ["home", "shoes", "running-shoes", "trail", "cart", "sale", "men", "women", "kids", "search"]
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 
 @dataclass(slots=True)
@@ -118,35 +118,15 @@ def plan(total_events: int, *, seed: int = 3) -> Plan:
 
 def guest_rows(p: Plan) -> Iterator[dict[str, Any]]:
     for ref, email, created in p.guests:
-        yield {
-            "ref": ref,
-            "guest_type": "customer" if email else "visitor",
-            "merged_into": None,
-            "created_at": created,
-            "modified_at": created,
-            "first_seen": created,
-            "last_seen": created,
-            "first_name": "Bench" if email else None,
-            "last_name": ref[:8] if email else None,
-            "email": email,
-            "emails": [email] if email else [],
-            "phone_numbers": [],
-            "street": [],
-            "deleted_at": None,
-        }
+        yield guest_row(
+            ref, created, email=email, first_name="Bench" if email else None, last_name=ref[:8] if email else None
+        )
 
 
 def browser_rows(p: Plan) -> Iterator[dict[str, Any]]:
     created = {ref: at for ref, _, at in p.guests}
     for ref, guest_ref in p.browsers:
-        yield {
-            "ref": ref,
-            "guest_ref": guest_ref,
-            "user_agent": UA,
-            "created_at": created[guest_ref],
-            "last_seen": None,
-            "deleted_at": None,
-        }
+        yield browser_row(ref, guest_ref, created[guest_ref], None, user_agent=UA)
 
 
 def _gap(k: int) -> timedelta:
@@ -155,46 +135,18 @@ def _gap(k: int) -> timedelta:
 
 def session_rows(p: Plan) -> Iterator[dict[str, Any]]:
     for ref, guest_ref, browser_ref, start, n in p.sessions:
-        last = start + _gap(n - 1)
-        yield {
-            "ref": ref,
-            "guest_ref": guest_ref,
-            "browser_ref": browser_ref,
-            "channel": "WEB",
-            "point_of_sale": POS,
-            "origin": None,
-            "status": "CLOSED",
-            "close_reason": "TIMEOUT",
-            "started_at": start,
-            "last_activity_at": last,
-            "expires_at": last + timedelta(minutes=30),
-            "ended_at": last,
-            "language": "EN",
-            "currency_code": "EUR",
-            "first_page": "home",
-            "last_page": "cart",
-            "num_events": n,
-            "num_views": n,
-            "num_searches": 0,
-            "num_adds": 0,
-            "num_selects": 0,
-            "num_confirms": 0,
-            "num_checkouts": 0,
-            "cart": [],
-            "cart_cleared": False,
-            "converted": False,
-            "cart_type": "BROWSED",
-            "abandoned_revenue": None,
-            "value": None,
-            "order_ref": None,
-            "utm": {},
-            "referrer": None,
-            "user_agent": UA,
-            "device": {"type": "desktop", "os": "Linux", "browser": "Chrome"},
-            "session_data": {},
-            "created_at": start,
-            "modified_at": last,
-        }
+        yield session_row(
+            ref,
+            guest_ref,
+            browser_ref,
+            start,
+            start + _gap(n - 1),
+            last_page="cart",
+            num_events=n,
+            num_views=n,
+            user_agent=UA,
+            device={"type": "desktop", "os": "Linux", "browser": "Chrome"},
+        )
 
 
 EVENT_COLUMNS = [
@@ -278,14 +230,8 @@ async def seed(url: str, p: Plan) -> dict[str, float]:
         timings["events"] = time.perf_counter() - t0
         print(f"    {'events':<9} {n:>10,} rows in {timings['events']:.1f}s", flush=True)
         t0 = time.perf_counter()
-        async with engine.connect() as conn:
-            if engine.dialect.name == "postgresql":
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                for table in ("guests", "browsers", "sessions", "events", "guest_identifiers", "guest_extensions"):
-                    await conn.exec_driver_sql(f"ANALYZE {table}")
-            else:
-                await conn.exec_driver_sql("ANALYZE")
-                await conn.commit()
+        tables = ("guests", "browsers", "sessions", "events", "guest_identifiers", "guest_extensions")
+        await analyze(engine, tables, sqlite=True)
         timings["analyze"] = time.perf_counter() - t0
     finally:
         await engine.dispose()
@@ -298,7 +244,7 @@ class Timing:
     samples: list[float]
 
     def pct(self, q: float) -> float:
-        return _percentile(sorted(self.samples), q)
+        return percentile(sorted(self.samples), q)
 
 
 async def _time(name: str, iterations: int, warmup: int, call: Callable[[int], Awaitable[None]]) -> Timing:
@@ -381,14 +327,7 @@ async def measure_http(url: str, p: Plan, iterations: int) -> tuple[list[Timing]
     from innkeeper.app import create_app
 
     problems: list[str] = []
-    settings = Settings(
-        database_url=url,
-        environment="development",
-        client_key=CLIENT_KEY,
-        api_token=API_TOKEN,
-        point_of_sale=POS,
-    )
-    app = create_app(settings, clock=SystemClock())
+    app = create_app(bench_settings(url), clock=SystemClock())
     rng = random.Random(6)
     browsers = [ref for ref, _ in p.browsers]
     identified = [(ref, email) for ref, email, _ in p.guests if email]
@@ -433,15 +372,6 @@ async def measure_http(url: str, p: Plan, iterations: int) -> tuple[list[Timing]
     return results, problems
 
 
-def _loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop ships with the server extras
-        return asyncio.new_event_loop()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Innkeeper reads benchmark (timeline, guest lookups).")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
@@ -456,37 +386,33 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-reads-"))
     url = database_url(args.db, workdir, "innkeeper_bench_reads")
-    print(f"Innkeeper reads benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"Innkeeper reads benchmark — {now_iso()}")
     print(f"  database:    {args.db} ({url})")
     print(f"  machine:     {os.cpu_count()} cores, Python {platform.python_version()}")
-    loop = _loop()
-    try:
-        create_and_migrate(args.db, url)
-        t0 = time.perf_counter()
-        p = plan(total)
-        print(
-            f"  scenario:    {total:,} events, {len(p.guests):,} guests, {len(p.sessions):,} sessions; "
-            f"guest {p.big_guest} has {BIG_SESSIONS} sessions × {BIG_EVENTS_PER_SESSION} events "
-            f"(planned in {time.perf_counter() - t0:.1f}s)"
-        )
-        t0 = time.perf_counter()
-        print("  seeding (not timed)…", flush=True)
-        loop.run_until_complete(seed(url, p))
-        seeded = time.perf_counter() - t0
-        print(f"  seeded in {seeded:.0f}s")
-        print(f"  → in-process service calls, {iterations} iterations each…", flush=True)
-        service, problems = loop.run_until_complete(measure_service(url, p, iterations))
-        http: list[Timing] = []
-        if not args.no_http:
-            print(f"  → in-process HTTP (ASGI), {max(20, iterations // 4)} iterations each…", flush=True)
-            http, more = loop.run_until_complete(measure_http(url, p, max(20, iterations // 4)))
-            problems += more
-    finally:
-        loop.close()
-        if not args.keep:
-            with contextlib.suppress(Exception):
-                drop(args.db, url)
-            shutil.rmtree(workdir, ignore_errors=True)
+    with fresh_database(args.db, url, workdir, keep=args.keep, migrated=True):
+        loop = new_loop()
+        try:
+            t0 = time.perf_counter()
+            p = plan(total)
+            print(
+                f"  scenario:    {total:,} events, {len(p.guests):,} guests, {len(p.sessions):,} sessions; "
+                f"guest {p.big_guest} has {BIG_SESSIONS} sessions × {BIG_EVENTS_PER_SESSION} events "
+                f"(planned in {time.perf_counter() - t0:.1f}s)"
+            )
+            t0 = time.perf_counter()
+            print("  seeding (not timed)…", flush=True)
+            loop.run_until_complete(seed(url, p))
+            seeded = time.perf_counter() - t0
+            print(f"  seeded in {seeded:.0f}s")
+            print(f"  → in-process service calls, {iterations} iterations each…", flush=True)
+            service, problems = loop.run_until_complete(measure_service(url, p, iterations))
+            http: list[Timing] = []
+            if not args.no_http:
+                print(f"  → in-process HTTP (ASGI), {max(20, iterations // 4)} iterations each…", flush=True)
+                http, more = loop.run_until_complete(measure_http(url, p, max(20, iterations // 4)))
+                problems += more
+        finally:
+            loop.close()
 
     targets: list[float | None] = [TIMELINE_TARGET_MS, LOOKUP_TARGET_MS, LOOKUP_TARGET_MS, None]
     print()
@@ -508,11 +434,9 @@ def main() -> int:
         print(f"!!  READS BENCHMARK GOT WRONG ANSWERS ({len(problems)})")
         print("!" * 78)
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"reads-{args.db}{'-quick' if args.quick else ''}.json"
     payload = {
         "benchmark": "reads",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": now_iso(),
         "db": args.db,
         "events": total,
         "guests": len(p.guests),
@@ -530,8 +454,7 @@ def main() -> int:
         },
         "problems": problems[:50],
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"  results written to {out.relative_to(ROOT)}")
+    write_results(f"reads-{args.db}{'-quick' if args.quick else ''}.json", payload)
 
     scenario = f"reads-{args.db}"
     results = [

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -44,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from _bulk import bulk_insert, create_and_migrate, database_url, drop, ref_maker
+from _bulk import analyze, browser_row, bulk_insert, event_row, guest_row, ref_maker, session_row
+from _common import POINT_OF_SALE as POS
+from _common import database_url, fresh_database, now_iso, write_results
 from _results import Result, emit
 
 from innkeeper.core.clock import SystemClock
@@ -52,12 +52,7 @@ from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, session_factory
 from innkeeper.core.runtime import Runtime
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
 TARGET_SECONDS = 10.0
-POS = "bench-shop/ireland"
-CLIENT_KEY = "bench0client0key0000000000000000"
 PRODUCTS = [
     ("SHOES_8475GHT", "Trail runner GT", 129.99),
     ("SHOES_1120ABC", "Road racer 2", 99.5),
@@ -113,34 +108,11 @@ class Seed:
             last = self.now - timedelta(hours=1, seconds=rng.randrange(6 * 3600))
             started = last - timedelta(seconds=rng.randrange(1, 1800))
             customer = rng.random() < 1 / 3
-            self.guests.append(
-                {
-                    "ref": guest_ref,
-                    "guest_type": "customer" if customer else "visitor",
-                    "merged_into": None,
-                    "created_at": started,
-                    "modified_at": started,
-                    "first_seen": started,
-                    "last_seen": last,
-                    "email": f"guest{i}@example.com" if customer else None,
-                    "emails": [f"guest{i}@example.com"] if customer else [],
-                    "phone_numbers": [],
-                    "street": [],
-                    "deleted_at": None,
-                }
-            )
+            email = f"guest{i}@example.com" if customer else None
+            self.guests.append(guest_row(guest_ref, started, last_seen=last, email=email))
             if customer:
                 self.customers.add(guest_ref)
-            self.browsers.append(
-                {
-                    "ref": browser_ref,
-                    "guest_ref": guest_ref,
-                    "user_agent": "bench",
-                    "created_at": started,
-                    "last_seen": last,
-                    "deleted_at": None,
-                }
-            )
+            self.browsers.append(browser_row(browser_ref, guest_ref, started, last))
             roll = rng.random()
             cart: list[dict[str, Any]] = []
             converted, order_ref, value = False, None, None
@@ -160,45 +132,27 @@ class Seed:
                 outcome, revenue = "CONVERTED", None
             self.events += min(views + adds + confirms + checkouts, 5)
             self.sessions.append(
-                {
-                    "ref": ref,
-                    "guest_ref": guest_ref,
-                    "browser_ref": browser_ref,
-                    "channel": "WEB",
-                    "point_of_sale": POS,
-                    "origin": None,
-                    "status": "OPEN",
-                    "close_reason": None,
-                    "started_at": started,
-                    "last_activity_at": last,
-                    "expires_at": last + timedelta(minutes=30),
-                    "ended_at": None,
-                    "language": "EN",
-                    "currency_code": "EUR",
-                    "first_page": "home",
-                    "last_page": rng.choice(PAGES),
-                    "num_events": min(views + adds + confirms + checkouts, 5),
-                    "num_views": views,
-                    "num_searches": 0,
-                    "num_adds": adds,
-                    "num_selects": 0,
-                    "num_confirms": confirms,
-                    "num_checkouts": checkouts,
-                    "cart": cart,
-                    "cart_cleared": False,
-                    "converted": converted,
-                    "cart_type": None,
-                    "abandoned_revenue": None,
-                    "value": value,
-                    "order_ref": order_ref,
-                    "utm": {},
-                    "referrer": None,
-                    "user_agent": "bench",
-                    "device": {},
-                    "session_data": {},
-                    "created_at": started,
-                    "modified_at": last,
-                }
+                session_row(
+                    ref,
+                    guest_ref,
+                    browser_ref,
+                    started,
+                    last,
+                    status="OPEN",
+                    close_reason=None,
+                    ended_at=None,
+                    last_page=rng.choice(PAGES),
+                    num_events=min(views + adds + confirms + checkouts, 5),
+                    num_views=views,
+                    num_adds=adds,
+                    num_confirms=confirms,
+                    num_checkouts=checkouts,
+                    cart=cart,
+                    converted=converted,
+                    cart_type=None,
+                    value=value,
+                    order_ref=order_ref,
+                )
             )
             self.expected[ref] = (outcome, revenue, last, guest_ref)
         # Rows are stored in the order they were created (as sessions open in production), so a
@@ -216,28 +170,8 @@ class Seed:
             for k, kind in enumerate(types[:n]):
                 at = row["started_at"] + (row["last_activity_at"] - row["started_at"]) * (k / max(1, n - 1))
                 page = rng.choice(PAGES)
-                yield {
-                    "ref": new_uuid(),
-                    "type": kind,
-                    "browser_ref": row["browser_ref"],
-                    "guest_ref": row["guest_ref"],
-                    "session_ref": row["ref"],
-                    "channel": "WEB",
-                    "point_of_sale": POS,
-                    "language": "EN",
-                    "currency": "EUR",
-                    "page": page,
-                    "client_key": CLIENT_KEY,
-                    "created_at": at,
-                    "modified_at": at,
-                    "processing_status": "SUCCESS",
-                    "failure_reason": None,
-                    "warnings": [],
-                    "transport": "HTTP",
-                    "user_agent": "bench",
-                    "client_requested_at": None,
-                    "raw": json.dumps({"type": kind, "channel": "WEB", "pos": POS, "page": page}),
-                }
+                raw = json.dumps({"type": kind, "channel": "WEB", "pos": POS, "page": page})
+                yield event_row(new_uuid(), kind, row["guest_ref"], row["browser_ref"], row["ref"], page, at, raw)
 
 
 def flow_rows(now: datetime) -> list[dict[str, Any]]:
@@ -283,11 +217,7 @@ async def seed(url: str, data: Seed, *, flows: bool) -> dict[str, float]:
             print(f"    {table:<9} {n:>9,} rows in {timings[table]:.1f}s", flush=True)
         if flows:
             await bulk_insert(engine, "flows", flow_rows(data.now))
-        if engine.dialect.name == "postgresql":
-            async with engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                for table in ("guests", "browsers", "sessions", "events", "flows"):
-                    await conn.exec_driver_sql(f"ANALYZE {table}")
+        await analyze(engine, ("guests", "browsers", "sessions", "events", "flows"))
     finally:
         await engine.dispose()
     return timings
@@ -409,12 +339,11 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="innkeeper-bench-sweeper-"))
     mix: dict[str, int] = {}
     url = database_url(args.db, workdir, "innkeeper_bench_sweeper")
-    print(f"Innkeeper sweeper benchmark — {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"Innkeeper sweeper benchmark — {now_iso()}")
     print(f"  database:    {args.db} ({url})")
     print(f"  machine:     {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"  scenario:    {count:,} expired OPEN sessions; LIVE triggered flows: {'2' if args.flows else 'none'}")
-    try:
-        create_and_migrate(args.db, url)
+    with fresh_database(args.db, url, workdir, keep=args.keep, migrated=True):
         t0 = time.perf_counter()
         data = Seed(count, now=datetime.now(UTC))
         print(f"  generated rows in {time.perf_counter() - t0:.1f}s; seeding (not timed)…", flush=True)
@@ -426,11 +355,6 @@ def main() -> int:
         seconds, closed, calls = asyncio.run(sweep(url))
         print(f"  closed {closed:,} sessions in {seconds:.2f}s ({closed / seconds:,.0f}/s, {calls} sweep_once calls)")
         problems = asyncio.run(verify(url, data, flows=args.flows))
-    finally:
-        if not args.keep:
-            with contextlib.suppress(Exception):
-                drop(args.db, url)
-            shutil.rmtree(workdir, ignore_errors=True)
 
     if closed != count:
         problems.insert(0, f"closed {closed}, seeded {count}")
@@ -447,11 +371,9 @@ def main() -> int:
     else:
         print("  verified: every session CLOSED/TIMEOUT with the expected cart type and revenue, one outbox row each")
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sweeper-{args.db}{'-quick' if args.quick else ''}.json"
     payload = {
         "benchmark": "sweeper",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": now_iso(),
         "db": args.db,
         "sessions": count,
         "flows": 2 if args.flows else 0,
@@ -462,8 +384,7 @@ def main() -> int:
         "python": platform.python_version(),
         "problems": problems[:50],
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"  results written to {out.relative_to(ROOT)}")
+    write_results(f"sweeper-{args.db}{'-quick' if args.quick else ''}.json", payload)
     note = (
         f"{count:,} sessions ({mix.get('BROWSED', 0):,} browsed, {mix.get('ABANDONED', 0):,} abandoned, "
         f"{mix.get('CONVERTED', 0):,} converted), {'2' if args.flows else 'no'} LIVE triggered flows; "

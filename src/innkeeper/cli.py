@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -20,7 +19,7 @@ from innkeeper.core.clock import SystemClock, iso
 from innkeeper.core.config import Settings
 from innkeeper.core.db import create_engine, in_transaction, session_factory
 from innkeeper.core.errors import InnkeeperError
-from innkeeper.core.runtime import Runtime
+from innkeeper.core.runtime import Runtime, freeze_long_lived_objects
 from innkeeper.tenant import service as tenant
 from innkeeper.users import service as user_service
 
@@ -86,10 +85,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
     if result.point_of_sale:
         click.echo(f"  point of sale:  {result.point_of_sale}")
     app = create_app(settings, run_workers=not no_workers)
-    # Everything imported so far lives as long as the process: keep it out of the collector's
-    # full passes, which otherwise stall large requests (a 5,000-event timeline) for tens of ms.
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived_objects()
     uvicorn.run(
         app,
         host=settings.host,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from innkeeper.core.runtime import Runtime
 from innkeeper.users import service as users
+from tests.factories.mail import outbound, smtp  # noqa: F401  (fixtures of the dashboard tests)
 from tests.support.clock import FrozenClock
 
 PASSWORD = "correct horse battery"

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from innkeeper.connections import service as connections
-from innkeeper.core.config import Settings
 from innkeeper.core.runtime import Runtime
-from tests.connections.servers import SmtpServer, smtp_server
-from tests.factories.stream import create_browser, event, post_event
+from tests.connections.servers import SmtpServer
+from tests.factories.mail import browse
+from tests.factories.stream import event, post_event
 from tests.portal.conftest import SignInAs
 from tests.support.clock import FrozenClock
 from tests.triggers.test_abandoned_cart import abandon_cart, connection, reminder_flow, work
@@ -51,23 +50,6 @@ def tiles(html: str) -> dict[str, tuple[str, str]]:
     )
     cards = re.findall(card, html, flags=re.DOTALL)
     return {label: (value, re.sub(r"<[^>]+>", "", previous)) for label, value, previous in cards}
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def outbound(settings: Settings, clock: FrozenClock) -> connections.Outbound:
-    return connections.Outbound.from_settings(settings, clock=clock)
-
-
-async def browse(client: httpx.AsyncClient) -> None:
-    browser = await create_browser(client)
-    await post_event(client, event(browser["ref"], "VIEW"))
-    await post_event(client, event(browser["ref"], "FORCE_CLOSE"))
 
 
 async def test_dashboard_tiles_and_charts_match_the_seeded_sessions(

@@ -8,15 +8,12 @@ import re
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
 
 import innkeeper.portal.flows  # noqa: F401  (registers the pages even before routes.py lists them)
 from innkeeper.core.runtime import Runtime
-from innkeeper.personalize.experiences.models import FlowAssignment, FlowExecution
-from innkeeper.sessions.models import Event, Session
 from tests.conftest import CLIENT_KEY
 from tests.factories import flows
-from tests.factories.stream import create_browser, event, post_event
+from tests.factories.flow_calls import identified_browser, stored
 from tests.portal.conftest import SignInAs
 
 HELLO = '{"hello": "${guest.firstName!"visitor"}"}'
@@ -51,23 +48,6 @@ def experience_form(csrf: str, name: str, template: str, **extra: Any) -> dict[s
     }
     form.update(extra)
     return form
-
-
-async def identified_browser(client: httpx.AsyncClient, email: str, first_name: str) -> dict[str, Any]:
-    browser = await create_browser(client)
-    identity = [{"provider": "email", "id": email}]
-    await post_event(client, event(browser["ref"], "IDENTITY", email=email, firstname=first_name, identifiers=identity))
-    return browser
-
-
-async def counts(runtime: Runtime) -> tuple[int, int, int, int]:
-    """TRACKING events, flow executions, assignments and sessions stored so far."""
-    async with runtime.sessions() as session:
-        tracking = await session.scalar(select(func.count()).select_from(Event).where(Event.type == "TRACKING"))
-        executions = await session.scalar(select(func.count()).select_from(FlowExecution))
-        assignments = await session.scalar(select(func.count()).select_from(FlowAssignment))
-        sessions = await session.scalar(select(func.count()).select_from(Session))
-    return int(tracking or 0), int(executions or 0), int(assignments or 0), int(sessions or 0)
 
 
 def created_ref(response: httpx.Response) -> str:
@@ -289,7 +269,7 @@ async def test_preview_renders_for_a_guest_and_records_nothing(
     flow = await flows.live(client, flows.experience("Greeting", HELLO))
     browser = await identified_browser(client, "jane@example.com", "Jane")
     csrf = await signed_in_as("MARKETER")
-    before = await counts(runtime)
+    before = await stored(runtime)
 
     for who in (browser["ref"], f"bid:{browser['ref']}", "JANE@example.com", browser["customer_ref"]):
         response = await portal.post(f"/portal/flows/{flow['ref']}/preview", data={"csrf": csrf, "guest": who})
@@ -306,11 +286,11 @@ async def test_preview_renders_for_a_guest_and_records_nothing(
     assert nobody.status_code == 200 and "No guest found" in nobody.text
     empty = await portal.post(f"/portal/flows/{flow['ref']}/preview", data={"csrf": csrf, "guest": " "})
     assert empty.status_code == 400
-    assert await counts(runtime) == before
+    assert await stored(runtime) == before
 
     # The same guest through the API does record an exposure: the counters do see writes.
     await client.post("/v2/callFlows", json=flows.call_body(flow["friendlyId"], browserId=browser["ref"]))
-    after = await counts(runtime)
+    after = await stored(runtime)
     assert after[0] == before[0] + 1 and after[1] == before[1] + 1 and after[2] == before[2] + 1
 
 

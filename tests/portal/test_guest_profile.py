@@ -108,6 +108,15 @@ async def seeded(client: httpx.AsyncClient, admin_auth: tuple[str, str], clock: 
     return await seed(client, admin_auth, clock)
 
 
+@pytest.fixture
+async def debug_marketer(
+    seeded: Seeded, client: httpx.AsyncClient, admin_auth: tuple[str, str], signed_in_as: SignInAs
+) -> None:
+    """Once the guest is seeded: debug on (Settings → Features) and the portal signed in as a MARKETER."""
+    await set_debug(client, admin_auth, True)
+    await signed_in_as("MARKETER")
+
+
 async def test_search_links_each_guest_and_names_anonymous_visitors(
     portal: httpx.AsyncClient, client: httpx.AsyncClient, signed_in_as: SignInAs, seeded: Seeded
 ) -> None:
@@ -247,15 +256,10 @@ def kv_values(html: str) -> dict[str, str]:
     return dict(re.findall(r"^([A-Z][A-Za-z ]+?) {2,}(.*)$", details, flags=re.M))
 
 
+@pytest.mark.usefixtures("debug_marketer")
 async def test_debug_on_shows_a_cog_per_event_that_loads_its_record_and_raw_json(
-    portal: httpx.AsyncClient,
-    client: httpx.AsyncClient,
-    admin_auth: tuple[str, str],
-    signed_in_as: SignInAs,
-    seeded: Seeded,
+    portal: httpx.AsyncClient, seeded: Seeded
 ) -> None:
-    await set_debug(client, admin_auth, True)
-    await signed_in_as("MARKETER")
     html = (await portal.get(f"/portal/guests/{seeded.guest}/timeline")).text
     assert_no_markup(html)
     assert f'href="/portal/guests/{seeded.guest}/events"' in html  # the Event viewer tab
@@ -305,17 +309,12 @@ async def test_debug_on_shows_a_cog_per_event_that_loads_its_record_and_raw_json
     assert "&#34;name&#34;: &#34;Trail shoe " + ESCAPED_SCRIPT in full.text
 
 
+@pytest.mark.usefixtures("debug_marketer")
 async def test_event_details_of_an_unknown_or_other_guests_event_are_a_404(
-    portal: httpx.AsyncClient,
-    client: httpx.AsyncClient,
-    admin_auth: tuple[str, str],
-    signed_in_as: SignInAs,
-    seeded: Seeded,
+    portal: httpx.AsyncClient, client: httpx.AsyncClient, seeded: Seeded
 ) -> None:
-    await set_debug(client, admin_auth, True)
     other = await create_browser(client)
     other_event = (await post_event(client, event(other["ref"], "VIEW", page="elsewhere")))["event_ref"]
-    await signed_in_as("MARKETER")
     own = await portal.get(f"/portal/guests/{other['customer_ref']}/events/{other_event}", params={"fragment": "1"})
     assert own.status_code == 200 and kv_values(own.text)["Ref"] == other_event
     for event_ref in (other_event, "00000000-0000-4000-8000-000000000000", "x-unknown", IMG, "a" * 300):
@@ -339,7 +338,7 @@ async def test_debug_off_or_viewer_role_shows_no_debug_control(
     seeded: Seeded,
 ) -> None:
     await set_debug(client, admin_auth, False)
-    await signed_in_as("ENTERPRISE_ADMIN")
+    csrf = await signed_in_as("ENTERPRISE_ADMIN")
     timeline = (await portal.get(f"/portal/guests/{seeded.guest}/timeline")).text
     assert "Trail shoe" in timeline  # the timeline itself is there
     assert "debug-icon" not in timeline and "data-src" not in timeline and '<pre class="raw">' not in timeline
@@ -356,7 +355,7 @@ async def test_debug_off_or_viewer_role_shows_no_debug_control(
 
     # A VIEWER never sees raw JSON, even with debug on.
     await set_debug(client, admin_auth, True)
-    await portal.post("/portal/logout", headers={"X-CSRF-Token": await _csrf(portal)})
+    await portal.post("/portal/logout", headers={"X-CSRF-Token": csrf})
     await signed_in_as("VIEWER")
     timeline = (await portal.get(f"/portal/guests/{seeded.guest}/timeline")).text
     assert "Trail shoe" in timeline
@@ -367,21 +366,8 @@ async def test_debug_off_or_viewer_role_shows_no_debug_control(
         assert details.status_code == 403 and "Trail shoe" not in details.text
 
 
-async def _csrf(portal: httpx.AsyncClient) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', (await portal.get("/portal/guests")).text)
-    assert match is not None
-    return match.group(1)
-
-
-async def test_event_viewer_lists_failed_events_with_their_reason(
-    portal: httpx.AsyncClient,
-    client: httpx.AsyncClient,
-    admin_auth: tuple[str, str],
-    signed_in_as: SignInAs,
-    seeded: Seeded,
-) -> None:
-    await set_debug(client, admin_auth, True)
-    await signed_in_as("MARKETER")
+@pytest.mark.usefixtures("debug_marketer")
+async def test_event_viewer_lists_failed_events_with_their_reason(portal: httpx.AsyncClient, seeded: Seeded) -> None:
     path = f"/portal/guests/{seeded.guest}/events"
 
     everything = (await portal.get(path)).text

@@ -4,15 +4,12 @@ the worker steps, and a real SMTP server (aiosmtpd) receiving exactly one email.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from innkeeper.connections import service as connections
-from innkeeper.core.config import Settings
 from innkeeper.core.runtime import Runtime
 from innkeeper.triggers import tasks
 from innkeeper.triggers.models import Delivery, TriggerJob
@@ -31,17 +28,6 @@ REMINDER = """<#assign s = event.message>
 <li>${i.name?json_string} × ${i.quantity} — ${i.price?c}</li></#list></ul><p>Total: ${s.abandonedRevenue?c}</p>",
   "text": "<#list s.cart as i>${i.name?json_string} x ${i.quantity} at ${i.price?c}\\n</#list>"
 }"""
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def outbound(settings: Settings, clock: FrozenClock) -> connections.Outbound:
-    return connections.Outbound.from_settings(settings, clock=clock)
 
 
 def smtp_connection(port: int) -> dict[str, Any]:

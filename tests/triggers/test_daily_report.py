@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
-import pytest
 
 from innkeeper.connections import service as connections
-from innkeeper.core.config import Settings
 from innkeeper.core.runtime import Runtime
 from innkeeper.sessions import service as sessions
 from innkeeper.triggers import reports
-from tests.connections.servers import SmtpServer, smtp_server
+from tests.connections.servers import SmtpServer
+from tests.factories.mail import browse
 from tests.factories.stream import create_browser, event, post_event, product
 from tests.support.clock import FrozenClock
 from tests.triggers.test_abandoned_cart import abandon_cart, connection, reminder_flow, work
 from tests.triggers.test_reports import buy
 
 JAN_15 = datetime(2026, 1, 15, tzinfo=UTC)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def outbound(settings: Settings, clock: FrozenClock) -> connections.Outbound:
-    return connections.Outbound.from_settings(settings, clock=clock)
-
-
-async def browse(client: httpx.AsyncClient) -> None:
-    browser = await create_browser(client)
-    await post_event(client, event(browser["ref"], "VIEW"))
-    await post_event(client, event(browser["ref"], "FORCE_CLOSE"))
 
 
 async def test_days_split_at_utc_midnight_and_add_up_to_the_report(

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from innkeeper.connections import service as connections
-from innkeeper.core.config import Settings
 from innkeeper.core.runtime import Runtime
-from tests.connections.servers import SmtpServer, smtp_server
+from tests.connections.servers import SmtpServer
 from tests.factories.flows import AUTH
 from tests.factories.stream import event, post_event, product
 from tests.support.clock import FrozenClock
 from tests.triggers.test_abandoned_cart import abandon_cart, connection, reminder_flow, work
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def outbound(settings: Settings, clock: FrozenClock) -> connections.Outbound:
-    return connections.Outbound.from_settings(settings, clock=clock)
 
 
 async def buy(client: httpx.AsyncClient, browser: dict[str, Any], reference: str, price: float) -> None:

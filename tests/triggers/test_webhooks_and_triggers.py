@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from innkeeper.connections import service as connections
-from innkeeper.core.config import Settings
 from innkeeper.core.runtime import Runtime
 from innkeeper.triggers import tasks
 from innkeeper.triggers.models import Delivery, TriggerJob
@@ -32,11 +31,6 @@ BODY = '{"guest": "${guest.ref}", "trigger": "${event.type}", "entity": "${entit
 def receiver() -> Iterator[Receiver]:
     with http_receiver() as server:
         yield server
-
-
-@pytest.fixture
-def outbound(settings: Settings, clock: FrozenClock) -> connections.Outbound:
-    return connections.Outbound.from_settings(settings, clock=clock)
 
 
 async def webhook(client: httpx.AsyncClient, url: str) -> str:

@@ -65,7 +65,7 @@ class Portal:
 
 
 class PortalInterrupt(Exception):
-    """Stop a portal request with this response (sign-in redirect, 403 page, CSRF failure)."""
+    """Stop a portal request with this response (sign-in redirect, 403 page, CSRF failure, a 404 page)."""
 
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from innkeeper.batch import service as batches
 from innkeeper.batch.errors import BatchNotFound
 from innkeeper.http.pagination import base_url
-from innkeeper.portal._web import Portal, need, page, protect, router
+from innkeeper.portal._web import Portal, PortalInterrupt, need, page, protect, router
 
 PAGE_SIZE = 50
 FINAL = frozenset(("success", "error", "corrupted"))
@@ -35,6 +35,19 @@ def when(stamp: str) -> str:
 
 def _missing(request: Request, portal: Portal, message: str) -> Response:
     return page(request, "batches_not_found.html", 404, portal=portal, message=message)
+
+
+async def _batch(request: Request, portal: Portal, ref: str) -> batches.BatchView:
+    """The batch with this reference; without one, the request ends with the 404 page."""
+    runtime = portal.runtime
+    async with runtime.sessions() as session:
+        try:
+            return await batches.get_batch(
+                session, ref, inspect=True, base_url=base_url(request, runtime), clock=runtime.clock
+            )
+        except BatchNotFound:
+            message = "No batch with this reference (or it was deleted)."
+            raise PortalInterrupt(_missing(request, portal, message)) from None
 
 
 @router.get("/batches")
@@ -79,14 +92,7 @@ async def batch_detail(
     request: Request, ref: str, portal: Annotated[Portal, Depends(need("batches.read"))]
 ) -> Response:
     """One batch: status, record counts, file size and checksum, and the error log when there is one."""
-    runtime = portal.runtime
-    async with runtime.sessions() as session:
-        try:
-            batch = await batches.get_batch(
-                session, ref, inspect=True, base_url=base_url(request, runtime), clock=runtime.clock
-            )
-        except BatchNotFound:
-            return _missing(request, portal, "No batch with this reference (or it was deleted).")
+    batch = await _batch(request, portal, ref)
     return page(request, "batches_detail.html", portal=portal, batch=batch, final=FINAL, size=human_size, when=when)
 
 
@@ -105,18 +111,11 @@ async def _plain(gzipped: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 @router.get("/batches/{ref}/log")
 async def batch_log(request: Request, ref: str, portal: Annotated[Portal, Depends(need("batches.read"))]) -> Response:
     """Download the error log: one NDJSON line ``{ref, code, message}`` per failed record, as plain text."""
-    runtime = portal.runtime
-    async with runtime.sessions() as session:
-        try:
-            batch = await batches.get_batch(
-                session, ref, inspect=True, base_url=base_url(request, runtime), clock=runtime.clock
-            )
-        except BatchNotFound:
-            return _missing(request, portal, "No batch with this reference (or it was deleted).")
+    batch = await _batch(request, portal, ref)
     if batch.log is None:
         return _missing(request, portal, "This batch has no error log: no record failed.")
     response = StreamingResponse(
-        _plain(batches.error_log(runtime.sessions, batch.ref)),
+        _plain(batches.error_log(portal.runtime.sessions, batch.ref)),
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="batch-{batch.ref}-errors.ndjson"'},
     )

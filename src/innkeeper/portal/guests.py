@@ -24,7 +24,7 @@ from innkeeper.core.timeparse import parse_iso
 from innkeeper.guests import service as guests
 from innkeeper.guests.errors import GuestNotFound
 from innkeeper.orders import service as orders
-from innkeeper.portal._web import Portal, need, page, router
+from innkeeper.portal._web import Portal, PortalInterrupt, need, page, router
 from innkeeper.sessions import views
 from innkeeper.tenant import service as tenant
 
@@ -57,7 +57,7 @@ async def guest_search(
 ) -> Response:
     async with portal.runtime.sessions() as session:
         rows = await guests.find_guests(session, q)
-    return page(request, "guests.html", portal=portal, q=q, guests=rows, label=guest_label, when=when)
+    return page(request, "guests.html", portal=portal, q=q, guests=rows, **HELPERS)
 
 
 @router.get("/guests/{ref}")
@@ -65,10 +65,7 @@ async def guest_profile(
     request: Request, ref: str, portal: Annotated[Portal, Depends(need("guests.read"))]
 ) -> Response:
     async with portal.runtime.sessions() as session:
-        guest = await _live_guest(session, ref)
-        if guest is None:
-            return _not_found(request, portal, ref)
-        debug = await _debug_shown(session, portal)
+        guest, debug = await _guest(request, session, portal, ref)
         identifiers = await guests.identifiers_of(session, guest.ref)
         browsers = await guests.browsers_of(session, guest.ref)
         extensions = await guests.extensions_of(session, guest.ref)
@@ -77,18 +74,16 @@ async def guest_profile(
     lines: dict[str, list[Any]] = {}
     for item in items:
         lines.setdefault(item.order_ref, []).append(item)
-    return page(
+    return _guest_page(
         request,
-        "guest_profile.html",
-        portal=portal,
-        guest=guest,
-        tab="profile",
-        debug=debug,
+        portal,
+        guest,
+        "profile",
+        debug,
         identifiers=identifiers,
         browsers=browsers,
         extensions=extensions,
         orders=[(o, lines.get(o.ref, [])) for o in order_rows],
-        **_helpers(),
     )
 
 
@@ -105,22 +100,34 @@ async def guest_timeline(
     """The last 100 sessions, newest first, each with its cart and events (spec §5.5)."""
     form = {"channel": channel, "outcome": outcome, "from": from_, "to": to}
     async with portal.runtime.sessions() as session:
-        guest = await _live_guest(session, ref)
-        if guest is None:
-            return _not_found(request, portal, ref)
-        debug = await _debug_shown(session, portal)
+        guest, debug = await _guest(request, session, portal, ref)
+        error = None
+        items: list[dict[str, Any]] = []
         try:
             start, end = _date_range(from_, to)
             cart_type = _choice(outcome, OUTCOMES, "Outcome")
             channel_filter = _channel(channel)
         except BadFilter as exc:
-            return _timeline_page(request, portal, guest, debug, form, [], error=str(exc))
-        items = await views.timeline(
-            session, guest.ref, channel=channel_filter, cart_type=cart_type, start=start, end=end
-        )
+            error = str(exc)
+        else:
+            items = await views.timeline(
+                session, guest.ref, channel=channel_filter, cart_type=cart_type, start=start, end=end
+            )
     for item in items:
         item["events"] = event_lines(item["events"])
-    return _timeline_page(request, portal, guest, debug, form, items)
+    return _guest_page(
+        request,
+        portal,
+        guest,
+        "timeline",
+        debug,
+        status=400 if error else 200,
+        form=form,
+        error=error,
+        sessions=items,
+        channels=CHANNELS,
+        limit=views.TIMELINE_LIMIT,
+    )
 
 
 @router.get("/guests/{ref}/events")
@@ -135,10 +142,7 @@ async def guest_event_viewer(
     """The debug event viewer: every event of the guest (failed ones too), newest first (spec §12.1)."""
     form = {"status": status, "from": from_, "to": to}
     async with portal.runtime.sessions() as session:
-        guest = await _live_guest(session, ref)
-        if guest is None:
-            return _not_found(request, portal, ref)
-        debug = await _debug_shown(session, portal)
+        guest, debug = await _guest(request, session, portal, ref)
         error = None
         rows: list[dict[str, Any]] = []
         try:
@@ -151,19 +155,17 @@ async def guest_event_viewer(
                 rows = await views.guest_events(
                     session, guest.ref, status=wanted, start=start, end=end, include_raw=False, limit=EVENT_VIEWER_LIMIT
                 )
-    return page(
+    return _guest_page(
         request,
-        "guest_events.html",
-        400 if error else 200,
-        portal=portal,
-        guest=guest,
-        tab="events",
-        debug=debug,
+        portal,
+        guest,
+        "events",
+        debug,
+        status=400 if error else 200,
         form=form,
         error=error,
         events=event_lines(rows),
         limit=EVENT_VIEWER_LIMIT,
-        **_helpers(),
     )
 
 
@@ -179,26 +181,21 @@ async def guest_event(
     ``static/portal.js`` with ``?fragment=1``, or a page of its own. 404 when the event is not the
     guest's, and while the tenant's debug flag is off (the page then only says so)."""
     async with portal.runtime.sessions() as session:
-        guest = await _live_guest(session, ref)
-        if guest is None:
-            return _not_found(request, portal, ref)
-        debug = await _debug_shown(session, portal)
+        guest, debug = await _guest(request, session, portal, ref)
         wanted = event_ref.strip().lower()
         record = await views.event_debug(session, guest.ref, wanted) if debug and len(wanted) <= 64 else None
     event = None if record is None else event_detail(record)
     if event is not None and fragment:
         return page(request, "_event_debug.html", event=event)
-    return page(
+    return _guest_page(
         request,
-        "guest_event.html",
-        200 if event is not None else 404,
-        portal=portal,
-        guest=guest,
-        tab="event",
-        debug=debug,
+        portal,
+        guest,
+        "event",
+        debug,
+        status=200 if event is not None else 404,
         event=event,
         event_ref=event_ref[:64],
-        **_helpers(),
     )
 
 
@@ -298,52 +295,26 @@ def debug_details(event: dict[str, Any]) -> str:
     )
 
 
-def _helpers() -> dict[str, Any]:
-    return {"label": guest_label, "when": when, "money": money, "minutes": minutes}
+# What the templates use to show a guest, a time, an amount and a session duration.
+HELPERS: dict[str, Any] = {"label": guest_label, "when": when, "money": money, "minutes": minutes}
 
 
-async def _live_guest(session: AsyncSession, ref: str) -> guests.Guest | None:
+async def _guest(request: Request, session: AsyncSession, portal: Portal, ref: str) -> tuple[guests.Guest, bool]:
+    """The live guest with this ref (without one, the request ends with the guest's 404 page), and
+    whether its pages show debug controls: the tenant's debug flag and the role's ``debug.read``."""
     try:
-        return await guests.get_guest(session, ref.strip().lower())
+        guest = await guests.get_guest(session, ref.strip().lower())
     except GuestNotFound:
-        return None
+        raise PortalInterrupt(page(request, "guest_not_found.html", 404, portal=portal, ref=ref)) from None
+    return guest, portal.can("debug.read") and bool((await tenant.get_tenant(session)).debug)
 
 
-async def _debug_shown(session: AsyncSession, portal: Portal) -> bool:
-    """Whether this page shows debug controls: the tenant's debug flag and the role's ``debug.read``."""
-    if not portal.can("debug.read"):
-        return False
-    return bool((await tenant.get_tenant(session)).debug)
-
-
-def _not_found(request: Request, portal: Portal, ref: str) -> Response:
-    return page(request, "guest_not_found.html", 404, portal=portal, ref=ref)
-
-
-def _timeline_page(
-    request: Request,
-    portal: Portal,
-    guest: guests.Guest,
-    debug: bool,
-    form: dict[str, str],
-    items: list[dict[str, Any]],
-    *,
-    error: str | None = None,
+def _guest_page(
+    request: Request, portal: Portal, guest: guests.Guest, tab: str, debug: bool, *, status: int = 200, **context: Any
 ) -> Response:
+    """A page of the guest's tabs (``guest_{tab}.html``) with its header and the display helpers."""
     return page(
-        request,
-        "guest_timeline.html",
-        400 if error else 200,
-        portal=portal,
-        guest=guest,
-        tab="timeline",
-        debug=debug,
-        form=form,
-        error=error,
-        sessions=items,
-        channels=CHANNELS,
-        limit=views.TIMELINE_LIMIT,
-        **_helpers(),
+        request, f"guest_{tab}.html", status, portal=portal, guest=guest, tab=tab, debug=debug, **HELPERS, **context
     )
 
 

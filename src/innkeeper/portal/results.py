@@ -12,10 +12,9 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from innkeeper.personalize.experiences import results
-from innkeeper.personalize.experiences import service as flows
-from innkeeper.personalize.experiences.errors import FlowNotFound
 from innkeeper.portal import charts
 from innkeeper.portal._web import Portal, need, page, router
+from innkeeper.portal.flows._common import load
 
 UNITS = ("SESSIONS", "GUESTS")
 VERDICTS = {
@@ -184,11 +183,8 @@ async def flow_results(
     """Per goal and variant: units, conversions, rate, uplift, confidence, verdict, and charts over time."""
     today: date = portal.runtime.clock.now().astimezone(UTC).date()
     chosen = unit if unit in UNITS else None
+    flow = await load(request, portal, ref)
     async with portal.runtime.sessions() as session:
-        try:
-            flow = await flows.get_flow(session, ref)
-        except FlowNotFound:
-            return page(request, "results_not_found.html", 404, portal=portal)
         report = await results.performance(session, flow, start=None, end=None, unit=chosen, series=True, through=today)
     goals = [goal_view(report, primary=True)]
     goals += [goal_view(goal, primary=False) for goal in report["secondaryGoals"]]

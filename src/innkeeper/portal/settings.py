@@ -61,6 +61,12 @@ def _text(form: FormData, key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _secret(form: FormData, key: str) -> str:
+    """A password field, exactly as typed (not stripped)."""
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def _say(exc: InnkeeperError) -> str:
     return exc.developer_message or exc.message
 
@@ -417,12 +423,19 @@ async def _users(request: Request, portal: Portal, *, status: int = 200, **conte
 async def _change_user(
     request: Request,
     portal: Portal,
-    work: Callable[[AsyncSession], Awaitable[object]],
-    *,
+    change: Callable[..., Awaitable[object]],
+    *args: str,
     done: str,
     draft: dict[str, str] | None = None,
+    **fields: Any,
 ) -> Response:
-    """Run a user change; a role rule answers 403, a refused change 400 (409 for a taken email)."""
+    """Run ``change(session, *args, actor_ref=…, clock=…, **fields)`` (a users service call) in a
+    transaction; a role rule answers 403, a refused change 400 (409 for a taken email)."""
+    actor, clock = portal.user.ref, portal.runtime.clock
+
+    async def work(session: AsyncSession) -> object:
+        return await change(session, *args, actor_ref=actor, clock=clock, **fields)
+
     try:
         await in_transaction(portal.runtime.sessions, work)
     except UserChangeForbidden as exc:
@@ -446,62 +459,28 @@ async def users_page(request: Request, portal: Read, done: Done = "") -> Respons
 async def create_user(request: Request, portal: UsersWrite) -> Response:
     form = await request.form()
     draft = {"email": _text(form, "email"), "name": _text(form, "name"), "role": _text(form, "role")}
-    password = form.get("password")
-    clock, actor = portal.runtime.clock, portal.user.ref
-
-    async def work(session: AsyncSession) -> None:
-        await users.add_user(
-            session,
-            actor_ref=actor,
-            email=draft["email"],
-            password=password if isinstance(password, str) else "",
-            role=draft["role"],
-            name=draft["name"],
-            clock=clock,
-        )
-
-    return await _change_user(request, portal, work, done="user-created", draft=draft)
+    return await _change_user(
+        request, portal, users.add_user, **draft, password=_secret(form, "password"), done="user-created", draft=draft
+    )
 
 
 @router.post("/settings/users/{ref}/role")
 async def change_role(request: Request, ref: str, portal: UsersWrite) -> Response:
     role = _text(await request.form(), "role")
-    clock, actor = portal.runtime.clock, portal.user.ref
-
-    async def work(session: AsyncSession) -> None:
-        await users.change_role(session, ref, actor_ref=actor, role=role, clock=clock)
-
-    return await _change_user(request, portal, work, done="role-changed")
+    return await _change_user(request, portal, users.change_role, ref, role=role, done="role-changed")
 
 
 @router.post("/settings/users/{ref}/disable")
 async def disable_user(request: Request, ref: str, portal: UsersWrite) -> Response:
-    clock, actor = portal.runtime.clock, portal.user.ref
-
-    async def work(session: AsyncSession) -> None:
-        await users.set_disabled(session, ref, actor_ref=actor, disabled=True, clock=clock)
-
-    return await _change_user(request, portal, work, done="user-disabled")
+    return await _change_user(request, portal, users.set_disabled, ref, disabled=True, done="user-disabled")
 
 
 @router.post("/settings/users/{ref}/enable")
 async def enable_user(request: Request, ref: str, portal: UsersWrite) -> Response:
-    clock, actor = portal.runtime.clock, portal.user.ref
-
-    async def work(session: AsyncSession) -> None:
-        await users.set_disabled(session, ref, actor_ref=actor, disabled=False, clock=clock)
-
-    return await _change_user(request, portal, work, done="user-enabled")
+    return await _change_user(request, portal, users.set_disabled, ref, disabled=False, done="user-enabled")
 
 
 @router.post("/settings/users/{ref}/password")
 async def reset_password(request: Request, ref: str, portal: UsersWrite) -> Response:
-    password = (await request.form()).get("password")
-    clock, actor = portal.runtime.clock, portal.user.ref
-
-    async def work(session: AsyncSession) -> None:
-        await users.reset_password(
-            session, ref, actor_ref=actor, password=password if isinstance(password, str) else "", clock=clock
-        )
-
-    return await _change_user(request, portal, work, done="password-reset")
+    password = _secret(await request.form(), "password")
+    return await _change_user(request, portal, users.reset_password, ref, password=password, done="password-reset")

@@ -84,20 +84,11 @@ class SessionRepository:
 
     async def expired_for_close(self, now: datetime, limit: int) -> list[Any]:
         """What closing needs of up to ``limit`` expired OPEN sessions, oldest expiry first, locked for this
-        transaction (rows another sweeper holds are skipped): plain rows of ``ref, guest_ref, browser_ref,
-        point_of_sale, origin, converted, cart`` and ``ended``, the last activity as ISO 8601 text."""
+        transaction (rows another sweeper holds are skipped): plain rows of ``ref, guest_ref, origin,
+        converted, cart``."""
         sessions = Session.__table__.c
         stmt = (
-            select(
-                sessions.ref,
-                sessions.guest_ref,
-                sessions.browser_ref,
-                sessions.point_of_sale,
-                sessions.origin,
-                self._iso_text(sessions.last_activity_at).label("ended"),
-                sessions.converted,
-                sessions.cart,
-            )
+            select(sessions.ref, sessions.guest_ref, sessions.origin, sessions.converted, sessions.cart)
             .where(sessions.status == "OPEN", sessions.expires_at < now)
             .order_by(sessions.expires_at)
             .limit(limit)

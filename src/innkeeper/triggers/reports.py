@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.clock import as_utc
 from innkeeper.orders import service as orders
 from innkeeper.personalize.experiences import triggered
 from innkeeper.sessions import service as sessions
@@ -195,15 +196,13 @@ async def abandonment_daily(
             figures.abandoned_revenue = round(closed.abandoned_revenue, 2)
     flow_refs = [flow.ref for flow in await triggered.triggered_flows(session)]
     sent: set[str] = set()
-    if flow_refs:
-        repository = TriggerRepository(session)
-        for day, figures in days.items():  # one small query per day: deliveries have no per-day rollup yet
-            midnight = datetime.combine(day, time.min, tzinfo=UTC)
-            refs = await repository.sent_execution_refs(
-                flow_refs, start=max(start, midnight), end=min(end, midnight + timedelta(days=1))
-            )
-            figures.reminders_sent = len(refs)
-            sent |= refs
+    per_day: dict[date, set[str]] = defaultdict(set)
+    for execution_ref, created_at in await TriggerRepository(session).sent_deliveries(flow_refs, start=start, end=end):
+        sent.add(execution_ref)
+        per_day[as_utc(created_at).date()].add(execution_ref)
+    for day, refs in per_day.items():
+        if day in days:
+            days[day].reminders_sent = len(refs)
     for order in await _recovered_orders(session, flow_refs, sent, start=start, end=end):
         figures = days.get(order.ordered_at.astimezone(UTC).date())
         if figures is not None and order.ordered_at < end:

@@ -97,15 +97,19 @@ class TriggerRepository:
         return {str(status): int(n) for status, n in (await self.session.execute(stmt)).all()}
 
     async def sent_execution_refs(self, flow_refs: list[str], *, start: datetime, end: datetime) -> set[str]:
+        return {ref for ref, _ in await self.sent_deliveries(flow_refs, start=start, end=end)}
+
+    async def sent_deliveries(self, flow_refs: list[str], *, start: datetime, end: datetime) -> list[Any]:
+        """``(execution ref, created at)`` of the SENT deliveries of these flows created in [start, end)."""
         if not flow_refs:
-            return set()
-        stmt = select(Delivery.execution_ref).where(
+            return []
+        stmt = select(Delivery.execution_ref, Delivery.created_at).where(
             Delivery.flow_ref.in_(flow_refs),
             Delivery.status == "SENT",
             Delivery.created_at >= start,
             Delivery.created_at < end,
         )
-        return set((await self.session.execute(stmt)).scalars())
+        return list((await self.session.execute(stmt)).all())
 
     async def suppressed(self, email: str) -> bool:
         return await self.session.get(EmailSuppression, email.strip().lower()) is not None

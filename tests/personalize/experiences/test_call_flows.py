@@ -15,6 +15,7 @@ from innkeeper.personalize.experiences.models import FlowAssignment, FlowExecuti
 from innkeeper.sessions.models import Event, Session
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
 from tests.factories import flows
+from tests.factories.flow_calls import identified_browser
 from tests.factories.stream import create_browser, event, post_event, product
 from tests.support.clock import FrozenClock
 
@@ -23,21 +24,6 @@ GREETING = '{"greeting": "Hello ${guest.firstName!"visitor"}", "type": "${guest.
 
 async def call(client: httpx.AsyncClient, body: Any, path: str = "/v2/callFlows", **kwargs: Any) -> httpx.Response:
     return await client.post(path, json=body, **kwargs)
-
-
-async def identified_browser(client: httpx.AsyncClient, email: str, first_name: str = "Jane") -> dict[str, Any]:
-    browser = await create_browser(client)
-    await post_event(
-        client,
-        event(
-            browser["ref"],
-            "IDENTITY",
-            email=email,
-            firstname=first_name,
-            identifiers=[{"provider": "email", "id": email}],
-        ),
-    )
-    return browser
 
 
 async def executions(runtime: Runtime) -> list[FlowExecution]:

@@ -3,42 +3,22 @@ with nothing recorded — no TRACKING event, no execution row, no sticky assignm
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from innkeeper.core.runtime import Runtime
 from innkeeper.personalize.experiences.errors import FlowNotFound
 from innkeeper.personalize.experiences.execution import Options
-from innkeeper.personalize.experiences.models import FlowAssignment, FlowExecution
 from innkeeper.personalize.experiences.preview import PreviewResult, preview, revision_history
 from innkeeper.personalize.experiences.service import get_flow
-from innkeeper.sessions.models import Event, Session
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
 from tests.factories import flows
-from tests.factories.stream import create_browser, event, post_event
+from tests.factories.flow_calls import identified_browser, stored
+from tests.factories.stream import create_browser
 from tests.support.clock import FrozenClock
 
 HELLO = '{"hello": "${guest.firstName!"visitor"}", "variant": "${variant.name}", "pos": "${request.pointOfSale}"}'
 OPTIONS = Options(default_pos=POINT_OF_SALE)
-
-
-async def identified_browser(client: httpx.AsyncClient, email: str, first_name: str) -> dict[str, Any]:
-    browser = await create_browser(client)
-    identity = [{"provider": "email", "id": email}]
-    await post_event(client, event(browser["ref"], "IDENTITY", email=email, firstname=first_name, identifiers=identity))
-    return browser
-
-
-async def stored(runtime: Runtime) -> tuple[int, int, int, int]:
-    async with runtime.sessions() as session:
-        tracking = await session.scalar(select(func.count()).select_from(Event).where(Event.type == "TRACKING"))
-        executions = await session.scalar(select(func.count()).select_from(FlowExecution))
-        assignments = await session.scalar(select(func.count()).select_from(FlowAssignment))
-        sessions = await session.scalar(select(func.count()).select_from(Session))
-    return int(tracking or 0), int(executions or 0), int(assignments or 0), int(sessions or 0)
 
 
 async def run(

@@ -130,14 +130,9 @@ async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
     row: Guest | None = None
     browser_ref: str | None = None
     if call.browser_id is not None:
-        try:
-            browser = await guests.get_browser(session, call.browser_id)
-            row = await guests.get_guest(session, browser.guest_ref)
-            browser_ref = browser.ref
-        except NotFound:
-            row = None
-        if row is not None and row.deleted_at is not None:
-            row = None
+        found = await browser_guest(session, call.browser_id)
+        if found is not None:
+            row, browser_ref = found
     elif call.email is not None:
         row = await guests.find_live_guest(session, email=call.email)
     elif call.identifier is not None:
@@ -151,6 +146,15 @@ async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
     if call.identifier is not None:
         return _Guest(None, None, transient_key(provider=call.identifier[0], id=call.identifier[1]))
     return _Guest(None, None, None)
+
+
+async def browser_guest(session: AsyncSession, browser_id: str) -> tuple[Guest, str] | None:
+    """The live guest of a browser id, and the browser's ref; None when either is unknown or deleted."""
+    try:
+        browser = await guests.get_browser(session, browser_id)
+        return await guests.get_guest(session, browser.guest_ref), browser.ref
+    except NotFound:
+        return None
 
 
 async def _select(
@@ -206,7 +210,7 @@ async def _run(
             context = await guest_context(session, guest.row, needs=flow.needs, max_sessions=options.context_sessions)
         else:
             context = transient_guest()
-        current = await _current_session(session, guest, context)
+        current = await current_session(session, guest.browser_ref, context)
         request = call.as_model(pos_name)
         condition_context = ConditionContext(
             guest=context, request=request, now=clock.now(), session=current, flow=flow.summary()
@@ -238,10 +242,13 @@ async def _run(
         return CallResult("error", error="INTERNAL_ERROR", flow_ref=flow.ref)
 
 
-async def _current_session(session: AsyncSession, guest: _Guest, context: dict[str, Any]) -> dict[str, Any] | None:
-    if guest.browser_ref is None:
+async def current_session(
+    session: AsyncSession, browser_ref: str | None, context: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The browser's open session (from the guest ``context`` when it is there), or None."""
+    if browser_ref is None:
         return None
-    row = await sessions.latest_open(session, guest.browser_ref)
+    row = await sessions.latest_open(session, browser_ref)
     if row is None:
         return None
     for item in context.get("sessions") or []:

@@ -18,7 +18,6 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.clock import Clock
-from innkeeper.core.errors import NotFound
 from innkeeper.core.ids import is_ref
 from innkeeper.guests import service as guests
 from innkeeper.guests.service import Guest
@@ -26,9 +25,16 @@ from innkeeper.personalize.conditions import ConditionContext
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.calls import CallRequest
 from innkeeper.personalize.experiences.compiled import CompiledFlow, CompiledVariant, compile_flow
-from innkeeper.personalize.experiences.context import guest_context, session_dict, session_with_events
+from innkeeper.personalize.experiences.context import guest_context, session_with_events
 from innkeeper.personalize.experiences.definitions import trigger_of
-from innkeeper.personalize.experiences.execution import EMPTY, Options, evaluate, template_model
+from innkeeper.personalize.experiences.execution import (
+    EMPTY,
+    Options,
+    browser_guest,
+    current_session,
+    evaluate,
+    template_model,
+)
 from innkeeper.personalize.experiences.models import Flow
 from innkeeper.personalize.experiences.repository import AssignmentRepository, FlowRepository
 from innkeeper.personalize.experiments.assignment import TrafficError, assign
@@ -103,73 +109,59 @@ async def preview(
     session is rolled back whatever happens, so a preview can never leave a write behind.
     """
     try:
-        return await _preview(
-            session, flow_ref, who, variant_ref=variant_ref, client_key=client_key, clock=clock, options=options
+        flow = await flows.get_flow(session, flow_ref)
+        try:
+            compiled = compile_flow(flow.ref, flow.revision, flow.document)
+        except ValueError as exc:
+            return PreviewResult("invalid", problems=[str(problem) for problem in exc.args[0]])
+        found = await _find_guest(session, who)
+        if found is None:
+            return PreviewResult("no_guest")
+        guest = found.guest
+        name = " ".join(part for part in (guest.first_name, guest.last_name) if part) or None
+        shown = PreviewResult("no_variant", guest_ref=guest.ref, guest_name=name, browser_ref=found.browser_ref)
+        variant, chosen_by = await _variant(session, compiled, guest.ref, variant_ref)
+        if variant is None:
+            return replace(shown, outcome="no_variant" if chosen_by is None else "not_allocated", chosen_by=chosen_by)
+        shown = replace(
+            shown,
+            variant_ref=variant.ref,
+            variant_name=variant.name,
+            is_control=variant.is_control,
+            chosen_by=chosen_by,
         )
+        context = await guest_context(session, guest, needs=compiled.needs, max_sessions=options.context_sessions)
+        request = _request_model(compiled, found, client_key=client_key, pos_name=options.default_pos)
+        event = await _trigger_event(session, flow, guest, clock.now())
+        current = await current_session(session, found.browser_ref, context)
+        condition_context = ConditionContext(
+            guest=context,
+            request=request,
+            now=clock.now(),
+            session=event["message"] if event is not None and event["type"] in _SESSION_TRIGGERS else current,
+            event=event,
+            flow=compiled.summary(),
+        )
+        return await _render(shown, compiled, variant, condition_context, clock=clock, options=options)
     finally:
         await session.rollback()
 
 
 async def revision_history(session: AsyncSession, flow: Flow) -> list[Revision]:
     """The flow's stored revisions, newest first."""
-    repo = FlowRepository(session)
     found = []
-    for number in range(flow.revision, 0, -1):
-        row = await repo.revision(flow.ref, number)
-        if row is not None:
-            modified_by = row.document.get("modifiedByRef")
-            found.append(
-                Revision(
-                    revision=row.revision,
-                    created_at=row.created_at,
-                    published_at=row.published_at,
-                    modified_by=str(modified_by) if modified_by else None,
-                    name=str(row.document.get("name") or ""),
-                )
+    for row in await FlowRepository(session).revisions(flow.ref):
+        modified_by = row.document.get("modifiedByRef")
+        found.append(
+            Revision(
+                revision=row.revision,
+                created_at=row.created_at,
+                published_at=row.published_at,
+                modified_by=str(modified_by) if modified_by else None,
+                name=str(row.document.get("name") or ""),
             )
+        )
     return found
-
-
-async def _preview(
-    session: AsyncSession,
-    flow_ref: str,
-    who: str,
-    *,
-    variant_ref: str | None,
-    client_key: str,
-    clock: Clock,
-    options: Options,
-) -> PreviewResult:
-    flow = await flows.get_flow(session, flow_ref)
-    try:
-        compiled = compile_flow(flow.ref, flow.revision, flow.document)
-    except ValueError as exc:
-        return PreviewResult("invalid", problems=[str(problem) for problem in exc.args[0]])
-    found = await _find_guest(session, who)
-    if found is None:
-        return PreviewResult("no_guest")
-    guest = found.guest
-    name = " ".join(part for part in (guest.first_name, guest.last_name) if part) or None
-    shown = PreviewResult("no_variant", guest_ref=guest.ref, guest_name=name, browser_ref=found.browser_ref)
-    variant, chosen_by = await _variant(session, compiled, guest.ref, variant_ref)
-    if variant is None:
-        return replace(shown, outcome="no_variant" if chosen_by is None else "not_allocated", chosen_by=chosen_by)
-    shown = replace(
-        shown, variant_ref=variant.ref, variant_name=variant.name, is_control=variant.is_control, chosen_by=chosen_by
-    )
-    context = await guest_context(session, guest, needs=compiled.needs, max_sessions=options.context_sessions)
-    request = _request_model(compiled, found, client_key=client_key, pos_name=options.default_pos)
-    event = await _trigger_event(session, flow, guest, clock.now())
-    current = await _current_session(session, found, context)
-    condition_context = ConditionContext(
-        guest=context,
-        request=request,
-        now=clock.now(),
-        session=event["message"] if event is not None and event["type"] in _SESSION_TRIGGERS else current,
-        event=event,
-        flow=compiled.summary(),
-    )
-    return await _render(shown, compiled, variant, condition_context, clock=clock, options=options)
 
 
 def _request_model(flow: CompiledFlow, who: _Who, *, client_key: str, pos_name: str | None) -> dict[str, Any]:
@@ -238,12 +230,8 @@ async def _find_guest(session: AsyncSession, who: str) -> _Who | None:
 
 
 async def _by_browser(session: AsyncSession, browser_id: str) -> _Who | None:
-    try:
-        browser = await guests.get_browser(session, browser_id)
-        guest = await guests.get_guest(session, browser.guest_ref)
-    except NotFound:
-        return None
-    return _Who(guest, browser.ref, None)
+    found = await browser_guest(session, browser_id)
+    return _Who(found[0], found[1], None) if found is not None else None
 
 
 async def _variant(
@@ -267,19 +255,6 @@ async def _variant(
     if not decision.allocated or decision.variant_ref is None:
         return None, "the traffic allocation (not stored)"
     return flow.variants[decision.variant_ref], "the traffic split (not stored)"
-
-
-async def _current_session(session: AsyncSession, who: _Who, context: dict[str, Any]) -> dict[str, Any] | None:
-    """The browser's open session, as an execution by browser id would see it."""
-    if who.browser_ref is None:
-        return None
-    row = await sessions.latest_open(session, who.browser_ref)
-    if row is None:
-        return None
-    for item in context.get("sessions") or []:
-        if item.get("ref") == row.ref:
-            return dict(item)
-    return session_dict(row, [])
 
 
 async def _trigger_event(session: AsyncSession, flow: Flow, guest: Guest, now: datetime) -> dict[str, Any] | None:

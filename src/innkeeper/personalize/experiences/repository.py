@@ -68,6 +68,11 @@ class FlowRepository:
     async def revision(self, ref: str, revision: int) -> FlowRevision | None:
         return await self.session.get(FlowRevision, (ref, revision))
 
+    async def revisions(self, ref: str) -> list[FlowRevision]:
+        """Every stored revision of a flow, newest first."""
+        stmt = select(FlowRevision).where(FlowRevision.flow_ref == ref).order_by(FlowRevision.revision.desc())
+        return list((await self.session.execute(stmt)).scalars())
+
     async def due_for_schedule(self, now: datetime) -> list[Flow]:
         """SCHEDULED flows whose start has come and LIVE/PAUSED/SCHEDULED flows whose end has passed."""
         stmt = (

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.errors import FlowNotFound
 from innkeeper.personalize.experiences.models import Flow
-from innkeeper.portal._web import Portal, page
+from innkeeper.portal._web import Portal, PortalInterrupt, page
 
 KINDS = {"experience": "EXPERIENCE", "experiment": "EXPERIMENT"}
 LISTS = {"EXPERIENCE": "/portal/experiences", "EXPERIMENT": "/portal/experiments"}
@@ -30,9 +30,10 @@ def missing(request: Request, portal: Portal) -> Response:
     return page(request, "flow_missing.html", 404, portal=portal)
 
 
-async def load(portal: Portal, ref: str) -> Flow | None:
+async def load(request: Request, portal: Portal, ref: str) -> Flow:
+    """The flow with this ref or friendly id; without one, the request ends with the 404 page."""
     async with portal.runtime.sessions() as session:
         try:
             return await flows.get_flow(session, ref[:256])
         except FlowNotFound:
-            return None
+            raise PortalInterrupt(missing(request, portal)) from None

@@ -18,12 +18,13 @@ from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.errors import FlowConflict, FlowInvalid, FlowNotFound
 from innkeeper.personalize.experiences.execution import Options
 from innkeeper.personalize.experiences.models import Flow
-from innkeeper.personalize.experiences.preview import PreviewResult, Revision, preview, revision_history
+from innkeeper.personalize.experiences.preview import PreviewResult, preview, revision_history
 from innkeeper.portal._web import Portal, need, page, redirect, router
-from innkeeper.portal.flows._common import LISTS, TYPE_LABELS, kind_of, missing
+from innkeeper.portal.flows._common import LISTS, TYPE_LABELS, kind_of, load, missing
 from innkeeper.portal.flows._document import rules_of, task_of, text_field
 
-ACTIONS = {"start": "LIVE", "pause": "PAUSED", "complete": "COMPLETED"}
+# A status button: the status it sets and the notice of the redirect (a key of DONE).
+ACTIONS = {"start": ("LIVE", "started"), "pause": ("PAUSED", "paused"), "complete": ("COMPLETED", "completed")}
 ACTIONS_BY_STATUS = {
     "DRAFT": ("start", "complete"),
     "PAUSED": ("start", "complete"),
@@ -128,11 +129,10 @@ def _sdk(body: dict[str, Any]) -> str:
     return f"const data = await engage.personalize({json.dumps(options)});"
 
 
-def _details(
+async def _details(
     request: Request,
     portal: Portal,
     flow: Flow,
-    history: list[Revision],
     *,
     status: int = 200,
     error: str | None = None,
@@ -147,6 +147,8 @@ def _details(
     goals = document.get("goals") or {}
     audience = document.get("audience")
     call = _call_body(portal, flow)
+    async with portal.runtime.sessions() as session:
+        history = await revision_history(session, flow)
     return page(
         request,
         "flow_preview.html" if result is not None else "flow.html",
@@ -179,15 +181,6 @@ def _details(
     )
 
 
-async def _with_history(portal: Portal, ref: str) -> tuple[Flow, list[Revision]] | None:
-    async with portal.runtime.sessions() as session:
-        try:
-            flow = await flows.get_flow(session, ref[:256])
-        except FlowNotFound:
-            return None
-        return flow, await revision_history(session, flow)
-
-
 @router.get("/flows/{ref}")
 async def flow_details(
     request: Request,
@@ -195,24 +188,18 @@ async def flow_details(
     portal: Annotated[Portal, Depends(need("experiences.read"))],
     done: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    found = await _with_history(portal, ref)
-    if found is None:
-        return missing(request, portal)
-    return _details(request, portal, *found, notice=DONE.get(done))
+    return await _details(request, portal, await load(request, portal, ref), notice=DONE.get(done))
 
 
 @router.post("/flows/{ref}/status")
 async def flow_status(
     request: Request, ref: str, portal: Annotated[Portal, Depends(need("experiences.write"))]
 ) -> Response:
-    found = await _with_history(portal, ref)
-    if found is None:
-        return missing(request, portal)
-    flow, history = found
+    flow = await load(request, portal, ref)
     action = text_field(await request.form(), "action", 20)
-    target = ACTIONS.get(action)
-    if target is None:
-        return _details(request, portal, flow, history, status=400, error="Choose Start, Pause or Complete.")
+    if action not in ACTIONS:
+        return await _details(request, portal, flow, status=400, error="Choose Start, Pause or Complete.")
+    target, done = ACTIONS[action]
     actor = flows.Actor(ref=portal.user.ref)
     clock = portal.runtime.clock
 
@@ -225,12 +212,11 @@ async def flow_status(
         await in_transaction(portal.runtime.sessions, work)
     except FlowInvalid as exc:
         error = f"{action.capitalize()} failed: the flow has problems to fix first."
-        return _details(request, portal, flow, history, status=400, error=error, problems=exc.problems)
+        return await _details(request, portal, flow, status=400, error=error, problems=exc.problems)
     except FlowConflict as exc:
-        return _details(request, portal, flow, history, status=409, error=exc.developer_message or exc.message)
+        return await _details(request, portal, flow, status=409, error=exc.developer_message or exc.message)
     except FlowNotFound:
         return missing(request, portal)
-    done = {"start": "started", "pause": "paused", "complete": "completed"}[action]
     return redirect(f"/portal/flows/{flow.ref}?done={done}")
 
 
@@ -238,16 +224,13 @@ async def flow_status(
 async def flow_preview(
     request: Request, ref: str, portal: Annotated[Portal, Depends(need("experiences.write"))]
 ) -> Response:
-    found = await _with_history(portal, ref)
-    if found is None:
-        return missing(request, portal)
-    flow, history = found
+    flow = await load(request, portal, ref)
     data = await request.form()
     who = text_field(data, "guest", 320).strip()
     chosen = text_field(data, "variant", 100).strip()
     if not who:
-        return _details(
-            request, portal, flow, history, status=400, error="Enter a guest ref, a browser id or an email to preview."
+        return await _details(
+            request, portal, flow, status=400, error="Enter a guest ref, a browser id or an email to preview."
         )
     settings = portal.runtime.settings
     options = Options(
@@ -268,4 +251,4 @@ async def flow_preview(
             )
         except FlowNotFound:
             return missing(request, portal)
-    return _details(request, portal, flow, history, result=result, who=who, chosen_variant=chosen)
+    return await _details(request, portal, flow, result=result, who=who, chosen_variant=chosen)

@@ -84,9 +84,7 @@ async def create_flow(request: Request, portal: Annotated[Portal, Depends(need("
 async def edit_flow(
     request: Request, ref: str, portal: Annotated[Portal, Depends(need("experiences.write"))]
 ) -> Response:
-    flow = await load(portal, ref)
-    if flow is None:
-        return missing(request, portal)
+    flow = await load(request, portal, ref)
     message = None
     if flow.status not in ("DRAFT", "PAUSED"):
         message = f"This flow is {flow.status}: pause it before saving changes."
@@ -97,11 +95,8 @@ async def edit_flow(
 async def update_flow(
     request: Request, ref: str, portal: Annotated[Portal, Depends(need("experiences.write"))]
 ) -> Response:
-    flow = await load(portal, ref)
-    if flow is None:
-        return missing(request, portal)
-    data = await request.form()
-    form = posted_form(data, kind_of(flow), flow)
+    flow = await load(request, portal, ref)
+    form = posted_form(await request.form(), kind_of(flow), flow)
     return await _save(request, portal, form, flow)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -37,58 +38,50 @@ async def _all_flows(session: AsyncSession) -> list[Flow]:
             return found
 
 
-async def _list(request: Request, portal: Portal, subtype: str, q: str, status: str, flow_type: str) -> Response:
-    async with portal.runtime.sessions() as session:
-        every = await _all_flows(session)
-    needle = q.strip().lower()
-    rows = [
-        Row(
-            ref=flow.ref,
-            name=flow.name,
-            friendly_id=flow.friendly_id,
-            type=flow.type,
-            type_label=TYPE_LABELS.get(flow.type, flow.type),
-            status=flow.status,
-            modified=flow.modified_at.strftime("%Y-%m-%d %H:%M"),
+def _list_page(subtype: str) -> Callable[..., Awaitable[Response]]:
+    """The list of one subtype's flows (``/portal/experiences`` or ``/portal/experiments``), newest change first."""
+
+    async def flow_list(
+        request: Request,
+        portal: Annotated[Portal, Depends(need("experiences.read"))],
+        q: Annotated[str, Query(max_length=256)] = "",
+        status: Annotated[str, Query(max_length=20)] = "",
+        type: Annotated[str, Query(max_length=40)] = "",
+    ) -> Response:
+        async with portal.runtime.sessions() as session:
+            every = await _all_flows(session)
+        needle = q.strip().lower()
+        rows = [
+            Row(
+                ref=flow.ref,
+                name=flow.name,
+                friendly_id=flow.friendly_id,
+                type=flow.type,
+                type_label=TYPE_LABELS.get(flow.type, flow.type),
+                status=flow.status,
+                modified=flow.modified_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for flow in sorted(every, key=lambda item: item.modified_at, reverse=True)
+            if flow.subtype == subtype
+            and (not needle or needle in flow.name.lower() or needle in flow.friendly_id)
+            and (not status or flow.status == status)
+            and (not type or flow.type == type)
+        ]
+        return page(
+            request,
+            "flows.html",
+            portal=portal,
+            kind="experience" if subtype == "EXPERIENCE" else "experiment",
+            rows=rows,
+            q=q,
+            status_filter=status,
+            flow_type=type,
+            statuses=LIST_STATUSES,
+            type_labels=TYPE_LABELS,
         )
-        for flow in sorted(every, key=lambda item: item.modified_at, reverse=True)
-        if flow.subtype == subtype
-        and (not needle or needle in flow.name.lower() or needle in flow.friendly_id)
-        and (not status or flow.status == status)
-        and (not flow_type or flow.type == flow_type)
-    ]
-    kind = "experience" if subtype == "EXPERIENCE" else "experiment"
-    return page(
-        request,
-        "flows.html",
-        portal=portal,
-        kind=kind,
-        rows=rows,
-        q=q,
-        status_filter=status,
-        flow_type=flow_type,
-        statuses=LIST_STATUSES,
-        type_labels=TYPE_LABELS,
-    )
+
+    return flow_list
 
 
-@router.get("/experiences")
-async def experiences(
-    request: Request,
-    portal: Annotated[Portal, Depends(need("experiences.read"))],
-    q: Annotated[str, Query(max_length=256)] = "",
-    status: Annotated[str, Query(max_length=20)] = "",
-    type: Annotated[str, Query(max_length=40)] = "",
-) -> Response:
-    return await _list(request, portal, "EXPERIENCE", q, status, type)
-
-
-@router.get("/experiments")
-async def experiments(
-    request: Request,
-    portal: Annotated[Portal, Depends(need("experiences.read"))],
-    q: Annotated[str, Query(max_length=256)] = "",
-    status: Annotated[str, Query(max_length=20)] = "",
-    type: Annotated[str, Query(max_length=40)] = "",
-) -> Response:
-    return await _list(request, portal, "EXPERIMENT", q, status, type)
+router.get("/experiences", name="experiences")(_list_page("EXPERIENCE"))
+router.get("/experiments", name="experiments")(_list_page("EXPERIMENT"))
