@@ -20,7 +20,7 @@ def test_every_setting_is_documented() -> None:
 
 def test_defaults_need_no_configuration() -> None:
     settings = Settings.from_env({})
-    assert settings.database_url == "sqlite+aiosqlite:///./innkeeper.db"
+    assert settings.database_url == "sqlite:///./innkeeper.db"
     assert settings.environment == "development"
     assert not settings.production
 
@@ -49,7 +49,9 @@ def test_unknown_environment_is_refused() -> None:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite:///x.db", "sqlite+innkeeper:///x.db"),
+        ("sqlite+pysqlite:///x.db", "sqlite+innkeeper:///x.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
         ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),

@@ -77,7 +77,7 @@ def sqlite_copy(template: Path, directory: Path) -> str:
     """A fresh copy of the migrated template."""
     target = directory / "innkeeper.db"
     shutil.copyfile(template, target)
-    return f"sqlite+aiosqlite:///{target}"
+    return f"sqlite+innkeeper:///{target}"
 
 
 def with_database(url: str, name: str) -> str:

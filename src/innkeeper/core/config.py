@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal, TypeVar
 
+from sqlalchemy.dialects import registry
+
 Environment = Literal["development", "production"]
 
 
@@ -22,9 +24,9 @@ class Settings:
     """Process configuration. Every field has a default and help text (see docs/settings.md)."""
 
     database_url: str = _setting(
-        "sqlite+aiosqlite:///./innkeeper.db",
+        "sqlite:///./innkeeper.db",
         "SQLAlchemy URL of the database; an SQLite file in the working directory by default. "
-        "postgresql:// URLs use asyncpg.",
+        "postgresql:// URLs use asyncpg; sqlite:// URLs our in-loop driver (sqlite+aiosqlite:// keeps aiosqlite).",
     )
     environment: Environment = _setting(
         "development",
@@ -131,17 +133,19 @@ def _convert(name: str, raw: str) -> object:
         return int(raw)
     if name in ("batch_log_info", "personalize_strict_not_found"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if name == "batch_log_info":
-        return raw.strip().lower() in ("1", "true", "yes", "on")
     if name == "context_ids":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 
 
+registry.register("sqlite.innkeeper", "innkeeper.core.sqlite_driver", "SQLiteDialect_innkeeper")
+
+
 def async_url(url: str) -> str:
-    """Map sync-style database URLs onto the async drivers we ship."""
-    if url.startswith("sqlite:"):
-        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    """Map sync-style database URLs onto the async drivers we ship (SQLite: ``core.sqlite_driver``)."""
+    for prefix in ("sqlite:", "sqlite+pysqlite:"):
+        if url.startswith(prefix):
+            return "sqlite+innkeeper:" + url[len(prefix) :]
     for prefix in ("postgresql+psycopg:", "postgresql+psycopg2:", "postgresql:", "postgres:"):
         if url.startswith(prefix):
             return "postgresql+asyncpg:" + url[len(prefix) :]

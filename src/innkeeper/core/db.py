@@ -90,6 +90,14 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
 
+    @event.listens_for(engine.sync_engine.pool, "reset")
+    def _reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        # SQLAlchemy does not know about the BEGIN IMMEDIATE below: when a COMMIT fails (SQLITE_BUSY,
+        # a full disk) it may skip the pool's rollback, and the pool's only connection would stay in
+        # that transaction, refusing every later BEGIN. Nothing of it was acknowledged: roll it back.
+        if dbapi_connection._connection.in_transaction:
+            dbapi_connection.rollback()
+
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         # Take the write lock up front so a read-then-write transaction cannot hit

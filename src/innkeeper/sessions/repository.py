@@ -6,11 +6,31 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Text, bindparam, delete, func, literal_column, or_, select, type_coerce, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from innkeeper.sessions.models import Event, Session
+
+# The literal, not a bound parameter: the partial indexes on OPEN sessions (uq_sessions_open_key,
+# ix_sessions_open_expiry) can only serve a query whose WHERE names status = 'OPEN' itself (SQLite's
+# planner, and PostgreSQL's generic plans of prepared statements, cannot match a parameter).
+OPEN: ColumnElement[str] = literal_column("'OPEN'")
+_EVENT_KEYS = tuple(column.key for column in Event.__table__.columns)
 
 
 class SessionRepository:
@@ -47,6 +67,11 @@ class SessionRepository:
     def add(self, row: Session | Event) -> None:
         self.session.add(row)
 
+    async def insert_event(self, event: Event) -> None:
+        """One event row by a Core INSERT of the object's columns: the object is not added to the session
+        (the unit of work's bookkeeping cost more than the insert itself on the ingest path)."""
+        await self.session.execute(insert(Event), [{key: getattr(event, key) for key in _EVENT_KEYS}])
+
     async def open_for_key(self, browser_ref: str, channel: str, pos: str) -> Session | None:
         stmt = (
             select(Session)
@@ -54,7 +79,7 @@ class SessionRepository:
                 Session.browser_ref == browser_ref,
                 Session.channel == channel,
                 Session.point_of_sale == pos,
-                Session.status == "OPEN",
+                Session.status == OPEN,
             )
             .with_for_update()
         )
@@ -63,20 +88,20 @@ class SessionRepository:
     async def open_for_browser(self, browser_ref: str) -> list[Session]:
         stmt = (
             select(Session)
-            .where(Session.browser_ref == browser_ref, Session.status == "OPEN")
+            .where(Session.browser_ref == browser_ref, Session.status == OPEN)
             .order_by(Session.last_activity_at.desc())
             .with_for_update()
         )
         return list((await self.session.execute(stmt)).scalars())
 
     async def has_open(self, guest_ref: str) -> bool:
-        stmt = select(Session.ref).where(Session.guest_ref == guest_ref, Session.status == "OPEN").limit(1)
+        stmt = select(Session.ref).where(Session.guest_ref == guest_ref, Session.status == OPEN).limit(1)
         return (await self.session.execute(stmt)).first() is not None
 
     async def latest_open_for_browser(self, browser_ref: str) -> Session | None:
         stmt = (
             select(Session)
-            .where(Session.browser_ref == browser_ref, Session.status == "OPEN")
+            .where(Session.browser_ref == browser_ref, Session.status == OPEN)
             .order_by(Session.last_activity_at.desc())
             .limit(1)
         )
@@ -89,7 +114,7 @@ class SessionRepository:
         sessions = Session.__table__.c
         stmt = (
             select(sessions.ref, sessions.guest_ref, sessions.origin, sessions.converted, sessions.cart)
-            .where(sessions.status == "OPEN", sessions.expires_at < now)
+            .where(sessions.status == OPEN, sessions.expires_at < now)
             .order_by(sessions.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -233,7 +258,7 @@ class SessionRepository:
 
     async def retime(self, pos: str, idle: timedelta) -> None:
         rows = await self.session.execute(
-            select(Session).where(Session.point_of_sale == pos, Session.status == "OPEN").with_for_update()
+            select(Session).where(Session.point_of_sale == pos, Session.status == OPEN).with_for_update()
         )
         for row in rows.scalars():
             row.expires_at = row.last_activity_at + idle

@@ -365,9 +365,9 @@ async def sweep(session: AsyncSession, *, clock: Clock, limit: int = 200) -> int
 
 
 async def record_event(session: AsyncSession, event: Event) -> None:
-    """Store an event row."""
-    SessionRepository(session).add(event)
-    await session.flush()
+    """Store an event row (written at once; ``event`` stays a plain, transient object)."""
+    await session.flush()  # its session row first (foreign key)
+    await SessionRepository(session).insert_event(event)
 
 
 @events.subscribe(events.PointOfSaleRetimed)

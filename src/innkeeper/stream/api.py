@@ -22,6 +22,7 @@ from innkeeper.http.query import decode_json, parse_message, query_params
 from innkeeper.http.responses import JS_TYPE, json_response, jsonp_response
 from innkeeper.stream import service
 from innkeeper.stream.errors import MessageTooLarge, UnparseableMessage
+from innkeeper.stream.group_commit import GroupCommit
 from innkeeper.tenant import service as tenant
 from innkeeper.tenant.errors import InvalidClientKey
 
@@ -150,6 +151,15 @@ async def edge_browser_show(request: Request) -> Response:
 # --- events -----------------------------------------------------------------------------
 
 
+def _group_commit(request: Request, runtime: Runtime) -> GroupCommit:
+    """The app's group-commit writer (one per app and process), made on first use."""
+    writer: GroupCommit | None = getattr(request.app.state, "group_commit", None)
+    if writer is None:
+        writer = GroupCommit(runtime.sessions, runtime.clock)
+        request.app.state.group_commit = writer
+    return writer
+
+
 async def _ingest(
     request: Request, runtime: Runtime, message: Any, raw: str, *, transport: service.Transport, site_id: str | None
 ) -> tuple[int, dict[str, Any]]:
@@ -162,10 +172,7 @@ async def _ingest(
         user_agent=request.headers.get("user-agent"),
     )
 
-    async def work(session: AsyncSession) -> service.Accepted:
-        return await service.ingest(session, ctx, message, raw=raw, clock=runtime.clock)
-
-    accepted = await in_transaction(runtime.sessions, work)
+    accepted = await _group_commit(request, runtime).ingest(ctx, message, raw=raw)
     return 201, _ok(runtime, ref=accepted.browser_ref, customer_ref=accepted.guest_ref, event_ref=accepted.event_ref)
 
 

@@ -78,8 +78,13 @@ async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, opt
         compiled = await flows.published(session, flow)
         flow_ref, guest_ref, browser_ref = flow.ref, guest.row.ref if guest.row else None, guest.browser_ref
         try:
+            run_started = time.perf_counter()
             async with asyncio.timeout(options.budget_seconds):
                 result = await _run(session, call, compiled, guest, pos_name, clock=clock, options=options)
+            # A run that never yields to the event loop (the in-loop SQLite driver answers without
+            # suspending) cannot be interrupted by the timeout: it is judged when it returns.
+            if time.perf_counter() - run_started > options.budget_seconds:
+                raise TimeoutError
         except TimeoutError:
             # Fail open (§11.2): drop whatever the run wrote, answer {} and keep the execution row.
             await session.rollback()

@@ -1,0 +1,155 @@
+"""Group commit: the Stream API's concurrent events share transactions, each answered after its commit.
+
+One ``ingest`` per transaction pays a BEGIN, a COMMIT (a WAL fsync on SQLite, a round trip and a WAL
+flush on PostgreSQL) and a connection checkout per event. Here the events of one process queue up
+while a batch is being written; the next batch takes all of them (up to ``max_batch``) in one
+transaction, each event in a SAVEPOINT of its own, and every caller is answered only once that
+transaction has committed: "an acknowledged event is durable" holds exactly as before.
+
+There is no timer: an event that arrives when nothing is being written starts a batch of one at
+once, so a quiet server adds no latency; batches grow only with the load.
+
+- An event that is refused (a typed domain error: unknown browser, FORCE_CLOSE in production…)
+  or fails unexpectedly rolls back its own savepoint and gets its error; the others are unaffected.
+- A lost race inside a savepoint (a unique constraint another process won) rolls the savepoint
+  back and the event is run again, alone, with ``in_transaction``'s retries.
+- If the shared transaction is rolled back (a PostgreSQL deadlock or serialization failure, SQLite
+  busy at COMMIT, any error before the COMMIT), nothing of it was stored or acknowledged: every
+  event of the batch is run again alone, one transaction each, as without group commit. A COMMIT
+  that fails otherwise (connection lost) has an unknown outcome: each caller gets the error, as a
+  lone request would, and nothing is run twice.
+- Events are applied in arrival order, sorted (stably) by browser so that two processes writing
+  batches lock browser rows in the same order; events of one browser keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from innkeeper.core.clock import Clock
+from innkeeper.core.db import in_transaction, is_retryable
+from innkeeper.stream import service
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Pending:
+    ctx: service.StreamContext
+    message: Any
+    raw: str
+    future: asyncio.Future[service.Accepted]
+    retry_alone: bool = field(default=False)
+
+    def browser(self) -> str:
+        browser_id = self.message.get("browser_id") if isinstance(self.message, dict) else None
+        return browser_id if isinstance(browser_id, str) else ""
+
+
+class GroupCommit:
+    """Per process (per event loop): queues events and writes them in shared transactions."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, max_batch: int = 64) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.events = 0
+
+    async def ingest(self, ctx: service.StreamContext, message: Any, *, raw: str) -> service.Accepted:
+        """Store one event; returns once the transaction holding it has committed (or raises its error)."""
+        loop = asyncio.get_running_loop()
+        item = _Pending(ctx, message, raw, loop.create_future())
+        self._pending.append(item)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_all())
+        # shield: a client that goes away must not cancel the future the writer resolves.
+        return await asyncio.shield(item.future)
+
+    async def _write_all(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                await self._write(batch)
+            except BaseException as exc:  # never leave a caller waiting
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                log.exception("group commit failed")
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        self.events += len(batch)
+        ordered = sorted(batch, key=_Pending.browser)
+        outcomes: dict[int, service.Accepted | Exception] = {}
+        committing = False
+        try:
+            async with self._sessions() as session:
+                for item in ordered:
+                    outcome = await self._one(session, item)
+                    if outcome is not None:
+                        outcomes[id(item)] = outcome
+                committing = True
+                await session.commit()
+        except DBAPIError as exc:
+            if committing and not is_retryable(exc):
+                # The COMMIT's outcome is unknown (a lost connection…): running the events again could
+                # store them twice. Each caller gets the error, exactly as a lone request would.
+                log.warning(
+                    "a shared ingest commit failed (%s); %d events not acknowledged", type(exc).__name__, len(batch)
+                )
+                for item in batch:
+                    item.future.set_exception(exc)
+                return
+            log.info(
+                "a shared ingest transaction was rolled back (%s); its %d events run alone",
+                type(exc).__name__,
+                len(batch),
+            )
+            outcomes = {}
+            for item in batch:
+                item.retry_alone = True
+        for item in batch:
+            if item.retry_alone:
+                await self._alone(item)
+                continue
+            outcome = outcomes[id(item)]
+            if isinstance(outcome, Exception):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+
+    async def _one(self, session: AsyncSession, item: _Pending) -> service.Accepted | Exception | None:
+        """One event in its own savepoint: its refs, or the error it alone gets; None to run it again alone."""
+        try:
+            async with session.begin_nested():
+                return await service.ingest(session, item.ctx, item.message, raw=item.raw, clock=self._clock)
+        except DBAPIError as exc:
+            if not is_retryable(exc):
+                raise  # the shared transaction is suspect: every event of the batch runs alone
+            item.retry_alone = True
+            return None
+        except Exception as exc:  # noqa: BLE001 - its savepoint is rolled back; the caller maps it (4xx/500)
+            return exc
+
+    async def _alone(self, item: _Pending) -> None:
+        async def work(session: AsyncSession) -> service.Accepted:
+            return await service.ingest(session, item.ctx, item.message, raw=item.raw, clock=self._clock)
+
+        try:
+            accepted = await in_transaction(self._sessions, work)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, who maps it like any other failure
+            item.future.set_exception(exc)
+        else:
+            item.future.set_result(accepted)

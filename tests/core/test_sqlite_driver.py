@@ -1,0 +1,117 @@
+"""The in-loop SQLite driver (``sqlite+innkeeper://``) and the SQLite engine's transaction handling."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from innkeeper.core.config import async_url
+from innkeeper.core.db import create_engine, in_transaction, session_factory
+
+
+@pytest.fixture(params=["sqlite", "sqlite+aiosqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"{request.param}:///{tmp_path / 'driver.db'}"
+
+
+async def test_sqlite_urls_use_the_in_loop_driver_unless_aiosqlite_is_named(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        assert engine.dialect.driver == "innkeeper"
+        assert async_url("sqlite+aiosqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+    finally:
+        await engine.dispose()
+
+
+async def test_statements_transactions_and_errors_behave_like_a_dbapi_driver(url: str) -> None:
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+            await session.commit()
+        async with sessions() as session:
+            await session.execute(text("INSERT INTO t (name) VALUES (:n)"), [{"n": f"n{i}"} for i in range(5)])
+            await session.commit()
+        async with sessions() as session:
+            await session.execute(text("INSERT INTO t (name) VALUES ('rolled back')"))
+            await session.rollback()
+        async with sessions() as session:
+            with pytest.raises(IntegrityError):
+                await session.execute(text("INSERT INTO t (name) VALUES ('n1')"))
+            await session.rollback()
+        async with sessions() as session:
+            async with session.begin_nested():
+                await session.execute(text("INSERT INTO t (name) VALUES ('kept')"))
+            with pytest.raises(IntegrityError):
+                async with session.begin_nested():
+                    await session.execute(text("INSERT INTO t (name) VALUES ('n2')"))
+            await session.commit()
+        async with sessions() as session:
+            names = (await session.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
+            streamed = [row.name async for row in await session.stream(text("SELECT name FROM t ORDER BY id"))]
+        assert names == ["n0", "n1", "n2", "n3", "n4", "kept"]
+        assert streamed == names
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_commit_does_not_leave_the_only_connection_inside_its_transaction(url: str) -> None:
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    failures = {"left": 1}
+
+    def fail_once(_conn: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("COMMIT", {}, Exception("database is full"))
+
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (v TEXT)"))
+            await session.commit()
+        event.listen(engine.sync_engine, "commit", fail_once)
+        async with sessions() as session:
+            await session.execute(text("INSERT INTO t VALUES ('never acknowledged')"))
+            with pytest.raises(OperationalError):
+                await session.commit()
+
+        async def write(session: Any) -> None:
+            await session.execute(text("INSERT INTO t VALUES ('next')"))
+
+        await in_transaction(sessions, write)
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT v FROM t"))).scalars().all() == ["next"]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_in_loop_driver_answers_without_a_thread(tmp_path: Path) -> None:
+    """A statement completes without the event loop running anything else in between."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    try:
+        async with session_factory(engine)() as session:
+            await session.execute(text("SELECT 1"))
+            task = asyncio.create_task(ticker())
+            await asyncio.sleep(0)
+            before = ticks
+            for _ in range(50):
+                await session.execute(text("SELECT 1"))
+            during = ticks - before
+            task.cancel()
+        assert during == 0
+    finally:
+        await engine.dispose()
