@@ -106,7 +106,7 @@ def write_results(filename: str, payload: dict[str, Any]) -> None:
 def database_url(db: str, workdir: Path, pg_name: str) -> str:
     """The URL of the run's database (not created yet)."""
     if db == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        return f"sqlite:///{workdir / 'bench.db'}"
     return os.environ.get("INNKEEPER_BENCH_DATABASE_URL") or f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
 
 

@@ -811,6 +811,7 @@ PACKAGES = (
     ("sqlalchemy/", "sqlalchemy core + asyncio adapter"),
     ("aiosqlite/", "aiosqlite (thread hand-off)"),
     ("asyncpg/", "asyncpg"),
+    ("innkeeper/core/sqlite_driver", "sqlite3 via the in-loop driver"),
     ("innkeeper/", "innkeeper"),
     ("starlette/", "starlette / fastapi / uvicorn"),
     ("fastapi/", "starlette / fastapi / uvicorn"),

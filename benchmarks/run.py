@@ -114,16 +114,37 @@ SCENARIOS: tuple[Scenario, ...] = (
         "100,000 expired sessions closed (outcomes and outbox rows written) in ≤ 10 s",
     ),
     Scenario(
+        "sweeper-postgres",
+        "sweeper.py",
+        ("--db", "postgres"),
+        "the same on PostgreSQL",
+        postgres=True,
+    ),
+    Scenario(
         "reads-sqlite",
         "reads.py",
         ("--db", "sqlite"),
         "guest timeline with 5,000 events among 1,000,000: p95 ≤ 20 ms; guest lookup by browser id / email p95 ≤ 5 ms",
     ),
     Scenario(
+        "reads-postgres",
+        "reads.py",
+        ("--db", "postgres"),
+        "the same on PostgreSQL",
+        postgres=True,
+    ),
+    Scenario(
         "portal-timeline-sqlite",
         "portal_timeline.py",
         ("--db", "sqlite"),
         "portal timeline page of a guest with 5,000 events < 300 ms",
+    ),
+    Scenario(
+        "portal-timeline-postgres",
+        "portal_timeline.py",
+        ("--db", "postgres"),
+        "the same on PostgreSQL",
+        postgres=True,
     ),
 )
 
