@@ -150,3 +150,30 @@ async def test_a_quiet_server_writes_each_event_at_once(app: FastAPI, client: ht
         assert response.status_code == 201
     writer = _writer(app)
     assert (writer.batches, writer.events) == (count, count)
+
+
+async def test_a_point_of_sale_is_read_once_per_transaction_and_afresh_in_the_next(runtime: Runtime) -> None:
+    from innkeeper.core.clock import SystemClock
+    from innkeeper.tenant import service as tenant
+    from tests.conftest import POINT_OF_SALE
+
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM points_of_sale" in statement:
+            reads.append(statement)
+
+    sa_event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with runtime.sessions() as session:
+            first = await tenant.resolve_pos(session, POINT_OF_SALE, auto_create=False, clock=SystemClock())
+            again = await tenant.resolve_pos(session, POINT_OF_SALE, auto_create=False, clock=SystemClock())
+            assert first is not None and again is first
+            assert len(reads) == 1
+            await session.commit()
+            # The next transaction of the same session reads it again.
+            fresh = await tenant.resolve_pos(session, POINT_OF_SALE, auto_create=False, clock=SystemClock())
+            assert fresh is not None
+            assert len(reads) == 2
+    finally:
+        sa_event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)

@@ -157,10 +157,36 @@ def _validate_pos(name: str, fields: dict[str, Any]) -> None:
         raise InvalidPointOfSale("Invalid point of sale", developer_message="; ".join(problems))
 
 
+_POS_READ_IN_TRANSACTION = "innkeeper.tenant.points_of_sale_read"
+
+
+def _memo_of_transaction(session: AsyncSession) -> dict[str, PointOfSale] | None:
+    """The points of sale read in the session's current transaction (None outside a transaction)."""
+    transaction = session.sync_session.get_transaction()
+    if transaction is None:
+        return None
+    memo: tuple[object, dict[str, PointOfSale]] | None = session.info.get(_POS_READ_IN_TRANSACTION)
+    if memo is None or memo[0] is not transaction:
+        memo = (transaction, {})
+        session.info[_POS_READ_IN_TRANSACTION] = memo
+    return memo[1]
+
+
 async def resolve_pos(session: AsyncSession, name: str, *, auto_create: bool, clock: Clock) -> PointOfSale | None:
-    """The named point of sale; auto-created with defaults when allowed, else None."""
+    """The named point of sale; auto-created with defaults when allowed, else None.
+
+    A point of sale read once in a transaction is not read again in it: the Stream API's group commit
+    applies dozens of events in one transaction, nearly all of the same point of sale. The memo lives
+    only as long as that transaction (a new one reads again, so an edited timeout is seen at once).
+    """
     repo = TenantRepository(session)
-    pos = await repo.pos_by_name(name)
+    memo = _memo_of_transaction(session)
+    pos = memo.get(name) if memo is not None else None
+    if pos is None:
+        pos = await repo.pos_by_name(name)
+        memo = _memo_of_transaction(session)
+        if pos is not None and memo is not None:
+            memo[name] = pos
     if pos is None and auto_create and 0 < len(name) <= 100:
         pos = _new_pos(name, clock.now())
         repo.add(pos)
