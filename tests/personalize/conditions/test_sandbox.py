@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from innkeeper.personalize.conditions import ConditionContext, ConditionError, JsSandbox
+from innkeeper.personalize.conditions.context import dumps, guest_for_js
 from innkeeper.personalize.conditions.sandbox import build_payload, needs_of_source
 from innkeeper.personalize.templates.parameters import substitute
 from tests.personalize.conditions.guests import NOW, anonymous_ctx, customer_ctx, event, session
@@ -259,3 +261,48 @@ def test_a_large_guest_runs_on_the_reused_isolate() -> None:
         result = sandbox.run(source, ctx)
         assert (result.value, result.error) == (True, None)
     assert sandbox._local.isolate is isolate  # the isolate is reused, not rebuilt per call
+
+
+def test_the_isolate_normalises_timestamps_exactly_like_dumps(sandbox: JsSandbox) -> None:
+    """The payload travels as msgspec writes it; the runtime's regex must give what ``dumps`` gives in Python."""
+    stamps = [
+        datetime(2025, 5, 14, 9, 30, tzinfo=UTC),
+        datetime(2025, 5, 14, 9, 30, 1, 120000, tzinfo=UTC),
+        datetime(2025, 5, 14, 9, 30, 1, 123456, tzinfo=UTC),
+        datetime(2025, 5, 14, 9, 30, 1, 100, tzinfo=UTC),
+    ]
+    strings = [
+        "2025-05-14T09:30:00Z",
+        "2025-05-14T09:30:00.5Z",
+        "2025-05-14T09:30:00.12Z",
+        "2025-05-14T09:30:00.1234567Z",
+        "2025-05-14T09:30:00+00:00",
+        'say "2025-05-14T09:30:00.1Z"',
+        'x"2025-05-14T09:30:00.1Z',
+        "2025-05-14T09:30:00.1Z\\",
+        "ünïcode 2025-05-14T09:30:00.1Z",
+    ]
+    guest = {"ref": "g", "stamps": stamps, "strings": strings, "nested": {"at": stamps[2], strings[0]: strings[1]}}
+    ctx = anonymous_ctx(guest=guest)
+    result = sandbox.run("guest", ctx)
+    expected = json.loads(dumps(guest_for_js(guest, frozenset())))
+    assert result.error is None
+    assert result.value == expected
+    assert result.value["stamps"][1] == "2025-05-14T09:30:01.120Z" and result.value["strings"][3] == strings[3]
+
+
+def test_sessions_travel_without_their_interactions_alias_and_get_it_back(sandbox: JsSandbox) -> None:
+    views = [event("VIEW", NOW - timedelta(minutes=3), "/a"), event("VIEW", NOW - timedelta(minutes=2), "/b")]
+    first = session("s-1", NOW - timedelta(minutes=5), views)
+    first["interactions"] = first["events"]
+    other = session("s-2", NOW - timedelta(days=2), [], interactions=[event("ADD", NOW, "/c")])
+    ctx = ConditionContext(guest={"ref": "g", "sessions": [first, other]}, request={}, now=NOW, session=first)
+    payload = build_payload(ctx, frozenset({"sessions"}))
+    assert payload.count('"/a"') == 4  # twice per copy (page and arbitraryData.page): guest.sessions[0] and session
+    result = sandbox.run(
+        "[Object.keys(guest.sessions[0]).slice(-2), guest.sessions[0].interactions.length,"
+        " session.interactions[1].page, guest.sessions[1].interactions[0].type, guest.sessions[1].events.length,"
+        " JSON.stringify(session) === JSON.stringify(guest.sessions[0])]",
+        ctx,
+    )
+    assert result.value == [["events", "interactions"], 2, "/b", "ADD", 0, True]

@@ -11,7 +11,9 @@
  *
  * payload is one JSON string {now, guest, request, session, event, flow, tenant} and params a JSON string of
  * the condition's parameter values; both are parsed per call, so a condition that mutates `guest` can never
- * affect a later call.
+ * affect a later call. Before parsing, every UTC timestamp string of the payload ("…:SS[.f{1,6}]Z", as msgspec
+ * writes datetimes) is normalised to toISOString()'s "…:SS.mmmZ" (the rule of context.dumps, done here because
+ * V8's regular expressions cost a fraction of Python's on a 100 KB guest).
  */
 (function (g) {
   "use strict";
@@ -22,6 +24,7 @@
   var ownNames = Object.getOwnPropertyNames;
   var ownSymbols = Object.getOwnPropertySymbols;
   var hasOwn = Object.prototype.hasOwnProperty;
+  var ISO_UTC = /(?<!\\)"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z"/g;
   var LOG_LIMIT = 8192;
   var RESULT_LIMIT = 262144;
   var nowMs = 0;
@@ -139,8 +142,12 @@
     return session;
   }
 
+  function isoMillis(match, head, fraction) {
+    return '"' + head + "." + ((fraction || "") + "000").slice(0, 3) + 'Z"';
+  }
+
   function run(source, payload, paramsJson) {
-    var input = parse(payload);
+    var input = parse(payload.replace(ISO_UTC, isoMillis));
     var params = parse(paramsJson);
     nowMs = input.now;
     logs = [];

@@ -31,7 +31,14 @@ from py_mini_racer import (
     mini_racer,
 )
 
-from innkeeper.personalize.conditions.context import ConditionContext, dumps, guest_for_js, to_millis
+from innkeeper.personalize.conditions.context import (
+    ConditionContext,
+    dumps,
+    encode,
+    guest_for_js,
+    to_millis,
+    without_alias,
+)
 from innkeeper.personalize.conditions.errors import ConditionError
 
 __all__ = ["MAX_SOURCE_BYTES", "JsResult", "JsSandbox", "needs_of_source"]
@@ -259,14 +266,17 @@ class JsSandbox:
 
 
 def build_payload(ctx: ConditionContext, needs: frozenset[str]) -> str:
-    """Serialise the §6.3 globals for one call; ``guest.sessions``/``orders`` only when ``needs`` says so."""
+    """Serialise the §6.3 globals for one call; ``guest.sessions``/``orders`` only when ``needs`` says so.
+
+    Timestamps are left as msgspec writes them: the isolate normalises them to ``…SS.mmmZ`` before parsing.
+    """
     now = to_millis(ctx.now)
-    return dumps(
+    return encode(
         {
             "now": now,
             "guest": guest_for_js(ctx.guest, needs),
             "request": ctx.request,
-            "session": ctx.session,
+            "session": without_alias(ctx.session),
             "event": ctx.event,
             "flow": ctx.flow,
             "tenant": {"timezone": ctx.timezone},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -23,6 +24,19 @@ _decoder = msgspec.json.Decoder()
 MAX_SESSIONS = 50
 MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
+# The columns of ``sessions.event_rows_of_sessions`` an event is built from, in the order ``_event`` takes them.
+_EVENT_COLUMNS = (
+    "ref",
+    "session_ref",
+    "type",
+    "channel",
+    "point_of_sale",
+    "created_at",
+    "page",
+    "language",
+    "currency",
+    "processing_status",
+)
 # Event fields that are not "arbitrary data" (cdp.md event model).
 _STANDARD_EVENT_FIELDS = frozenset(
     {"type", "channel", "pos", "language", "currency", "browser_id", "client_key", "page", "requested_at"}
@@ -86,8 +100,15 @@ async def guest_context(
 async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_data: bool) -> list[dict[str, Any]]:
     rows = await sessions.recent_for_guest(session, guest_ref, limit=limit)
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in await sessions.event_rows_of_sessions(session, [item.ref for item in rows], with_raw=event_data):
-        events[row.session_ref].append(_event_from_row(row, event_data))
+    found = await sessions.event_rows_of_sessions(session, [item.ref for item in rows], with_raw=event_data)
+    if found:
+        # A guest has thousands of events: read each row's columns by position, found once by name.
+        fields = list(found[0]._fields)
+        columns = itemgetter(*(fields.index(name) for name in _EVENT_COLUMNS))
+        raw_at = fields.index("raw") if event_data else -1
+        for row in found:
+            values = columns(row)
+            events[values[1]].append(_event(values, row[raw_at] if event_data else None))
     return [session_dict(row, events[row.ref][-MAX_EVENTS_PER_SESSION:]) for row in rows]
 
 
@@ -102,23 +123,41 @@ async def session_with_events(session: AsyncSession, session_ref: str) -> dict[s
 
 def _event_from_row(row: Any, event_data: bool) -> dict[str, Any]:
     """An event for personalization; ``arbitraryData`` holds the full message only when some code reads it."""
-    arbitrary: dict[str, Any] = {}
-    if event_data:
-        arbitrary = _arbitrary(row.raw)
-    if row.page is not None:
-        arbitrary["page"] = row.page
+    return _event(
+        (
+            row.ref,
+            row.session_ref,
+            row.type,
+            row.channel,
+            row.point_of_sale,
+            row.created_at,
+            row.page,
+            row.language,
+            row.currency,
+            row.processing_status,
+        ),
+        row.raw if event_data else None,
+    )
+
+
+def _event(columns: tuple[Any, ...], raw: str | None) -> dict[str, Any]:
+    """The event of a row's ``_EVENT_COLUMNS``; ``raw`` (the message) is decoded into ``arbitraryData`` if given."""
+    ref, _session_ref, kind, channel, pos, created_at, page, language, currency, status = columns
+    arbitrary: dict[str, Any] = _arbitrary(raw) if raw is not None else {}
+    if page is not None:
+        arbitrary["page"] = page
     session_data = arbitrary.get("sessionData")
     return {
-        "ref": row.ref,
-        "type": row.type,
-        "channel": row.channel,
-        "pointOfSale": row.point_of_sale,
-        "createdAt": row.created_at,
-        "date": row.created_at,
-        "page": row.page,
-        "language": row.language,
-        "currency": row.currency,
-        "status": row.processing_status,
+        "ref": ref,
+        "type": kind,
+        "channel": channel,
+        "pointOfSale": pos,
+        "createdAt": created_at,
+        "date": created_at,
+        "page": page,
+        "language": language,
+        "currency": currency,
+        "status": status,
         "arbitraryData": arbitrary,
         "sessionData": session_data if isinstance(session_data, dict) else {},
     }

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -20,10 +21,10 @@ from innkeeper.guests.service import Guest
 from innkeeper.personalize.conditions import Audience, AudienceResult, ConditionContext
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.calls import CallRequest
-from innkeeper.personalize.experiences.compiled import CompiledFlow, CompiledVariant
+from innkeeper.personalize.experiences.compiled import CACHE, CompiledFlow, CompiledVariant
 from innkeeper.personalize.experiences.context import guest_context, session_dict, transient_guest
-from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowExecution
-from innkeeper.personalize.experiences.repository import AssignmentRepository, FlowRepository
+from innkeeper.personalize.experiences.models import Flow, FlowAssignment
+from innkeeper.personalize.experiences.repository import AssignmentRepository, ExecutionRepository, FlowRepository
 from innkeeper.personalize.experiments.assignment import assign, transient_key
 from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
 from innkeeper.sessions import service as sessions
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EXECUTABLE = ("INTERACTIVE_API_FLOW", "INTERACTIVE_WEB_FLOW")
 EMPTY = "{}"
+UNREAD: Any = object()  # "the stored assignment was not read yet" (None means: read, there is none)
 
 
 @dataclass(slots=True)
@@ -72,15 +74,16 @@ async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, opt
     started = time.perf_counter()
     pos_name = call.point_of_sale or options.default_pos
     guest = await _resolve_guest(session, call)
-    flow, result = await _select(session, call, pos_name, clock=clock)
-    compiled: CompiledFlow | None = None
-    if flow is not None and result is None:
-        compiled = await flows.published(session, flow)
-        flow_ref, guest_ref, browser_ref = flow.ref, guest.row.ref if guest.row else None, guest.browser_ref
+    flow_ref, compiled, result, stored = await _select(session, call, pos_name, guest, clock=clock)
+    assignment: dict[str, Any] | None = None
+    if compiled is not None:
+        guest_ref, browser_ref = guest.row.ref if guest.row else None, guest.browser_ref
         try:
             run_started = time.perf_counter()
             async with asyncio.timeout(options.budget_seconds):
-                result = await _run(session, call, compiled, guest, pos_name, clock=clock, options=options)
+                result, assignment = await _run(
+                    session, call, compiled, guest, pos_name, stored, clock=clock, options=options
+                )
             # A run that never yields to the event loop (the in-loop SQLite driver answers without
             # suspending) cannot be interrupted by the timeout: it is judged when it returns.
             if time.perf_counter() - run_started > options.budget_seconds:
@@ -89,14 +92,16 @@ async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, opt
             # Fail open (§11.2): drop whatever the run wrote, answer {} and keep the execution row.
             await session.rollback()
             result = CallResult("error", error="TIME_BUDGET", flow_ref=flow_ref)
-            session.add(
+            await ExecutionRepository(session).insert(
                 _execution_row(
                     call, result, flow_ref, compiled.revision, guest_ref, browser_ref, pos_name, started, clock
                 )
             )
             return result
     assert result is not None
-    await _record(session, call, result, flow, compiled, guest, pos_name, started=started, clock=clock)
+    await _record(
+        session, call, result, flow_ref, compiled, guest, pos_name, assignment=assignment, started=started, clock=clock
+    )
     return result
 
 
@@ -111,24 +116,25 @@ def _execution_row(
     started: float,
     clock: Clock,
     session_ref: str | None = None,
-) -> FlowExecution:
-    return FlowExecution(
-        ref=new_ref(),
-        flow_ref=flow_ref,
-        flow_revision=revision,
-        variant_ref=result.variant_ref,
-        outcome=result.outcome,
-        guest_ref=guest_ref,
-        browser_ref=browser_ref,
-        session_ref=session_ref,
-        channel=call.channel,
-        point_of_sale=pos_name,
-        friendly_id_requested=call.friendly_id,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        error=result.error,
-        correlation_id=call.correlation_id[:100] if call.correlation_id else None,
-        created_at=clock.now(),
-    )
+) -> dict[str, Any]:
+    """The ``flow_executions`` row of a call (column → value)."""
+    return {
+        "ref": new_ref(),
+        "flow_ref": flow_ref,
+        "flow_revision": revision,
+        "variant_ref": result.variant_ref,
+        "outcome": result.outcome,
+        "guest_ref": guest_ref,
+        "browser_ref": browser_ref,
+        "session_ref": session_ref,
+        "channel": call.channel,
+        "point_of_sale": pos_name,
+        "friendly_id_requested": call.friendly_id,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "error": result.error,
+        "correlation_id": call.correlation_id[:100] if call.correlation_id else None,
+        "created_at": clock.now(),
+    }
 
 
 async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
@@ -163,31 +169,75 @@ async def browser_guest(session: AsyncSession, browser_id: str) -> tuple[Guest, 
 
 
 async def _select(
-    session: AsyncSession, call: CallRequest, pos_name: str | None, *, clock: Clock
-) -> tuple[Flow | None, CallResult | None]:
-    repo = FlowRepository(session)
+    session: AsyncSession, call: CallRequest, pos_name: str | None, guest: _Guest, *, clock: Clock
+) -> tuple[str | None, CompiledFlow | None, CallResult | None, Any]:
+    """(flow ref, compiled published revision to run, None, stored assignment) or (flow ref or None, None, the
+    outcome without a run, …). The stored assignment is the known guest's ``(allocated, variant_ref)`` or None,
+    read with the flow; ``UNREAD`` when it was not (see ``decide_assignment``).
+
+    By ref or friendly id, one Core select of the flow's head row decides; eligibility (channels, point of sale
+    filter) then comes from the compiled published revision, which for a LIVE flow is the flow's current
+    document (a LIVE flow cannot be edited: ``revision == published_revision``). When that revision is not
+    compiled in this process yet, or the revisions differ, the full row and its document decide, as always.
+    """
     now = clock.now()
+    repo = FlowRepository(session)
+    if call.flow_ref is None and call.friendly_id is not None and call.friendly_id.endswith("*"):
+        flow, result = await _select_wildcard(repo, call, pos_name, now)
+        return (*await _selected(session, flow, result), UNREAD)
+    key = guest.key if not guest.transient else None
     if call.flow_ref is not None:
-        candidates = [flow for flow in [await repo.get(call.flow_ref)] if flow is not None]
-    elif call.friendly_id is not None and call.friendly_id.endswith("*"):
-        candidates = await repo.live_with_prefix(call.friendly_id[:-1])
-        candidates = [flow for flow in candidates if flow.type in EXECUTABLE]
-        eligible = [flow for flow in candidates if _eligibility(flow, call, pos_name, now) is None]
-        if eligible:
-            return eligible[0], None
+        head = await repo.head(ref=call.flow_ref, guest_key=key)
     else:
-        candidates = [flow for flow in [await repo.by_friendly_id(call.friendly_id or "")] if flow is not None]
+        head = await repo.head(friendly_id=call.friendly_id or "", guest_key=key)
+    if head is None or head.type not in EXECUTABLE:
+        return None, None, CallResult("not_found"), UNREAD
+    stored = head.decision if key is not None else UNREAD
+    if head.status != "LIVE" or head.archived or head.published_revision is None or not flows.in_window(head, now):
+        return head.ref, None, CallResult("not_live", flow_ref=head.ref), stored
+    compiled = CACHE.get(head.ref, head.published_revision) if head.published_revision == head.revision else None
+    if compiled is None:
+        flow = await repo.get(head.ref)
+        if flow is None or flow.type not in EXECUTABLE:
+            return None, None, CallResult("not_found"), UNREAD
+        return (*await _selected(session, flow, _problem(flow, call, pos_name, now)), stored)
+    if call.channel not in compiled.channels or (
+        compiled.pos_mode == "INCLUDE" and (pos_name is None or pos_name not in compiled.pos_values)
+    ):
+        return head.ref, None, CallResult("not_eligible", flow_ref=head.ref), stored
+    return head.ref, compiled, None, stored
+
+
+async def _select_wildcard(
+    repo: FlowRepository, call: CallRequest, pos_name: str | None, now: datetime
+) -> tuple[Flow | None, CallResult | None]:
+    """A wildcard friendly id (``prefix*``): the first eligible live flow, else why the first one is not."""
+    candidates = await repo.live_with_prefix((call.friendly_id or "")[:-1])
     candidates = [flow for flow in candidates if flow.type in EXECUTABLE]
+    eligible = [flow for flow in candidates if _eligibility(flow, call, pos_name, now) is None]
+    if eligible:
+        return eligible[0], None
     if not candidates:
         return None, CallResult("not_found")
-    flow = candidates[0]
+    return candidates[0], _problem(candidates[0], call, pos_name, now)
+
+
+def _problem(flow: Flow, call: CallRequest, pos_name: str | None, now: datetime) -> CallResult | None:
     problem = _eligibility(flow, call, pos_name, now)
-    if problem is not None:
-        return flow, CallResult(problem, flow_ref=flow.ref)
-    return flow, None
+    return CallResult(problem, flow_ref=flow.ref) if problem is not None else None
 
 
-def _eligibility(flow: Flow, call: CallRequest, pos_name: str | None, now: Any) -> str | None:
+async def _selected(
+    session: AsyncSession, flow: Flow | None, result: CallResult | None
+) -> tuple[str | None, CompiledFlow | None, CallResult | None]:
+    if flow is None:
+        return None, None, result
+    if result is not None:
+        return flow.ref, None, result
+    return flow.ref, await flows.published(session, flow), None
+
+
+def _eligibility(flow: Flow, call: CallRequest, pos_name: str | None, now: datetime) -> str | None:
     if flow.status != "LIVE" or flow.archived or flow.published_revision is None or not flows.in_window(flow, now):
         return "not_live"
     document = flow.document
@@ -206,10 +256,13 @@ async def _run(
     flow: CompiledFlow,
     guest: _Guest,
     pos_name: str | None,
+    stored: Any,
     *,
     clock: Clock,
     options: Options,
-) -> CallResult:
+) -> tuple[CallResult, dict[str, Any] | None]:
+    """The outcome, and the new sticky assignment row to store with the execution (None when there is none)."""
+    assignment: dict[str, Any] | None = None
     try:
         if guest.row is not None:
             context = await guest_context(session, guest.row, needs=flow.needs, max_sessions=options.context_sessions)
@@ -222,15 +275,17 @@ async def _run(
         )
         audience = await evaluate(flow.audience, condition_context)
         if not audience.passed:
-            return CallResult("not_in_audience", flow_ref=flow.ref)
-        variant, allocated = await _assignment(session, flow, guest, clock=clock)
+            return CallResult("not_in_audience", flow_ref=flow.ref), None
+        variant, allocated, assignment = await decide_assignment(
+            session, flow, guest.key or new_ref(), transient=guest.transient, clock=clock, stored=stored
+        )
         if not allocated or variant is None:
-            return CallResult("not_allocated", flow_ref=flow.ref)
+            return CallResult("not_allocated", flow_ref=flow.ref), assignment
         filter_value, filters = audience.filter, dict(audience.filters)
         if variant.rules is not None:
             rules = await evaluate(variant.rules, condition_context)
             if not rules.passed:
-                return CallResult("not_in_audience", variant_ref=variant.ref, flow_ref=flow.ref)
+                return CallResult("not_in_audience", variant_ref=variant.ref, flow_ref=flow.ref), assignment
             filters.update(rules.filters)
             filter_value = rules.filter if rules.filter is not None else filter_value
         model = template_model(condition_context, flow, variant, filter_value=filter_value, filters=filters)
@@ -238,13 +293,13 @@ async def _run(
         if not body.strip():
             body = EMPTY
         outcome = "control" if variant.is_control else "variant"
-        return CallResult(outcome, body, variant_ref=variant.ref, flow_ref=flow.ref)
+        return CallResult(outcome, body, variant_ref=variant.ref, flow_ref=flow.ref), assignment
     except TemplateError as exc:
         log.info("flow %s failed to render: %s", flow.friendly_id, type(exc).__name__)
-        return CallResult("error", error="TEMPLATE_ERROR", flow_ref=flow.ref)
+        return CallResult("error", error="TEMPLATE_ERROR", flow_ref=flow.ref), assignment
     except Exception:
         log.exception("flow %s failed", flow.friendly_id)
-        return CallResult("error", error="INTERNAL_ERROR", flow_ref=flow.ref)
+        return CallResult("error", error="INTERNAL_ERROR", flow_ref=flow.ref), assignment
 
 
 async def current_session(
@@ -274,55 +329,65 @@ def guest_key_of(guest_ref: str) -> str:
     return guest_ref
 
 
-async def _assignment(
-    session: AsyncSession, flow: CompiledFlow, guest: _Guest, *, clock: Clock
-) -> tuple[CompiledVariant | None, bool]:
-    return await assignment_for(session, flow, guest.key or new_ref(), transient=guest.transient, clock=clock)
-
-
 async def assignment_for(
     session: AsyncSession, flow: CompiledFlow, key: str, *, transient: bool, clock: Clock
 ) -> tuple[CompiledVariant | None, bool]:
     """The guest's sticky variant (§7.2): the stored first decision, else a new one stored now."""
+    variant, allocated, row = await decide_assignment(session, flow, key, transient=transient, clock=clock)
+    if row is not None:
+        session.add(FlowAssignment(**row))
+    return variant, allocated
+
+
+async def decide_assignment(
+    session: AsyncSession, flow: CompiledFlow, key: str, *, transient: bool, clock: Clock, stored: Any = UNREAD
+) -> tuple[CompiledVariant | None, bool, dict[str, Any] | None]:
+    """The guest's sticky variant (§7.2), and the row of a new decision the caller must store (None when the
+    stored decision stands or the guest is transient). A stored decision for a variant the flow no longer has
+    is deleted here. ``stored`` is the stored ``(allocated, variant_ref)`` (or None) when the caller read it
+    in this transaction already (callFlows reads it with the flow), else it is read here."""
     if not flow.variants:
-        return None, False
+        return None, False, None
     repo = AssignmentRepository(session)
     if not transient:
-        existing = await repo.get(flow.ref, key)
-        if existing is not None and (not existing.allocated or existing.variant_ref in flow.variants):
-            return (flow.variants[existing.variant_ref] if existing.variant_ref else None), existing.allocated
+        existing = await repo.decision(flow.ref, key) if stored is UNREAD else stored
         if existing is not None:
-            await repo.delete(existing)
-            await session.flush()
+            allocated, variant_ref = existing
+            if not allocated or variant_ref in flow.variants:
+                return (flow.variants[variant_ref] if variant_ref else None), allocated, None
+            await repo.remove(flow.ref, key)
     decision = assign(flow.traffic, flow_ref=flow.ref, guest_key=key, variant_refs=list(flow.variant_refs))
+    row: dict[str, Any] | None = None
     if not transient:
-        session.add(
-            FlowAssignment(
-                flow_ref=flow.ref,
-                guest_key=key,
-                allocated=decision.allocated,
-                variant_ref=decision.variant_ref,
-                method=decision.method,
-                bucket=decision.bucket,
-                assigned_at=clock.now(),
-            )
-        )
+        row = {
+            "flow_ref": flow.ref,
+            "guest_key": key,
+            "allocated": decision.allocated,
+            "variant_ref": decision.variant_ref,
+            "method": decision.method,
+            "bucket": decision.bucket,
+            "assigned_at": clock.now(),
+        }
     variant = flow.variants.get(decision.variant_ref) if decision.variant_ref else None
-    return variant, decision.allocated
+    return variant, decision.allocated, row
 
 
 async def _record(
     session: AsyncSession,
     call: CallRequest,
     result: CallResult,
-    flow: Flow | None,
+    flow_ref: str | None,
     compiled: CompiledFlow | None,
     guest: _Guest,
     pos_name: str | None,
     *,
+    assignment: dict[str, Any] | None,
     started: float,
     clock: Clock,
 ) -> None:
+    """Store the new sticky assignment, the exposure (TRACKING event or flow session) and the execution row."""
+    if assignment is not None:
+        await AssignmentRepository(session).insert(assignment)
     session_ref: str | None = None
     exposure = result.outcome in ("variant", "control") and guest.row is not None
     if exposure and guest.row is not None:
@@ -333,11 +398,11 @@ async def _record(
                 session, guest_ref=guest.row.ref, channel=call.channel, pos=pos_name or "", clock=clock
             )
             session_ref = row.ref
-    session.add(
+    await ExecutionRepository(session).insert(
         _execution_row(
             call,
             result,
-            flow.ref if flow is not None else None,
+            flow_ref,
             compiled.revision if compiled is not None else None,
             guest.row.ref if guest.row is not None else None,
             guest.browser_ref,

@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowExecution, FlowRevision
 
 EXPOSURE_OUTCOMES = ("variant", "control")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowHead:
+    """What flow execution reads of a ``flows`` row before it knows it runs the flow: no document."""
+
+    ref: str
+    type: str
+    status: str
+    archived: bool
+    revision: int
+    published_revision: int | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    # ``(allocated, variant_ref)`` of the sticky assignment of the guest key asked for, None when there is none.
+    decision: tuple[bool, str | None] | None = None
+
+
+_HEAD_COLUMNS = (
+    Flow.ref,
+    Flow.type,
+    Flow.status,
+    Flow.archived,
+    Flow.revision,
+    Flow.published_revision,
+    Flow.starts_at,
+    Flow.ends_at,
+)
+# The statements of flow execution, built once: constructing a select and computing its cache key cost more
+# than running it on SQLite. The head comes with the guest's stored assignment (one round trip, not two).
+_HEAD = select(
+    *_HEAD_COLUMNS, FlowAssignment.guest_key, FlowAssignment.allocated, FlowAssignment.variant_ref
+).outerjoin(
+    FlowAssignment, (FlowAssignment.flow_ref == Flow.ref) & (FlowAssignment.guest_key == bindparam("guest_key"))
+)
+_HEAD_BY_REF = _HEAD.where(Flow.ref == bindparam("key"))
+_HEAD_BY_FRIENDLY_ID = _HEAD.where(Flow.friendly_id == bindparam("key"))
+_ASSIGNMENT_KEY = (FlowAssignment.flow_ref == bindparam("flow_ref")) & (
+    FlowAssignment.guest_key == bindparam("guest_key")
+)
+_DECISION = select(FlowAssignment.allocated, FlowAssignment.variant_ref).where(_ASSIGNMENT_KEY)
+_REMOVE_ASSIGNMENT = delete(FlowAssignment).where(_ASSIGNMENT_KEY)
+_INSERT_ASSIGNMENT = insert(cast(Table, FlowAssignment.__table__))
+_INSERT_EXECUTION = insert(cast(Table, FlowExecution.__table__))
 
 
 class FlowRepository:
@@ -30,6 +76,29 @@ class FlowRepository:
 
     async def by_friendly_id(self, friendly_id: str) -> Flow | None:
         return (await self.session.execute(select(Flow).where(Flow.friendly_id == friendly_id))).scalar_one_or_none()
+
+    async def head(
+        self, *, ref: str | None = None, friendly_id: str | None = None, guest_key: str | None = None
+    ) -> FlowHead | None:
+        """The :class:`FlowHead` of the flow with this ref or friendly id, with the stored assignment of
+        ``guest_key`` when one is given (one Core select, no JSON decoded)."""
+        stmt = _HEAD_BY_REF if ref is not None else _HEAD_BY_FRIENDLY_ID
+        params = {"key": ref if ref is not None else friendly_id, "guest_key": guest_key}
+        row = (await self.session.execute(stmt, params)).first()
+        if row is None:
+            return None
+        flow_ref, kind, status, archived, revision, published, starts_at, ends_at, key, allocated, variant_ref = row
+        return FlowHead(
+            flow_ref,
+            kind,
+            status,
+            bool(archived),
+            revision,
+            published,
+            starts_at,
+            ends_at,
+            decision=(bool(allocated), variant_ref) if key is not None else None,
+        )
 
     async def live_with_prefix(self, prefix: str) -> list[Flow]:
         """Flows whose friendly id starts with ``prefix``, in lexicographic order (wildcard ids, §1.3)."""
@@ -96,6 +165,19 @@ class AssignmentRepository:
     async def get(self, flow_ref: str, guest_key: str) -> FlowAssignment | None:
         return await self.session.get(FlowAssignment, (flow_ref, guest_key))
 
+    async def decision(self, flow_ref: str, guest_key: str) -> tuple[bool, str | None] | None:
+        """``(allocated, variant_ref)`` of the stored assignment (a Core select), None when there is none."""
+        row = (await self.session.execute(_DECISION, {"flow_ref": flow_ref, "guest_key": guest_key})).first()
+        return (bool(row[0]), row[1]) if row is not None else None
+
+    async def remove(self, flow_ref: str, guest_key: str) -> None:
+        """Delete one stored assignment (Core)."""
+        await self.session.execute(_REMOVE_ASSIGNMENT, {"flow_ref": flow_ref, "guest_key": guest_key})
+
+    async def insert(self, row: Mapping[str, Any]) -> None:
+        """Insert one assignment row (Core; column name → value)."""
+        await self.session.execute(_INSERT_ASSIGNMENT, dict(row))
+
     async def of_guest(self, guest_key: str) -> list[FlowAssignment]:
         stmt = select(FlowAssignment).where(FlowAssignment.guest_key == guest_key)
         return list((await self.session.execute(stmt)).scalars())
@@ -109,6 +191,10 @@ class ExecutionRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def insert(self, row: Mapping[str, Any]) -> None:
+        """Insert one execution row (Core, no unit-of-work; column name → value)."""
+        await self.session.execute(_INSERT_EXECUTION, dict(row))
 
     async def exposures(
         self, flow_ref: str, *, start: datetime | None, end: datetime | None

@@ -26,7 +26,12 @@ from innkeeper.personalize.experiences.definitions import (
 )
 from innkeeper.personalize.experiences.errors import FlowConflict, FlowInvalid, FlowNotFound
 from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowRevision
-from innkeeper.personalize.experiences.repository import AssignmentRepository, ExecutionRepository, FlowRepository
+from innkeeper.personalize.experiences.repository import (
+    AssignmentRepository,
+    ExecutionRepository,
+    FlowHead,
+    FlowRepository,
+)
 
 RUNNING = ("LIVE", "SCHEDULED")
 
@@ -270,7 +275,7 @@ async def published(session: AsyncSession, flow: Flow) -> CompiledFlow:
     return compiled
 
 
-def in_window(flow: Flow, now: datetime) -> bool:
+def in_window(flow: Flow | FlowHead, now: datetime) -> bool:
     if flow.starts_at is not None and now < flow.starts_at:
         return False
     return not (flow.ends_at is not None and now >= flow.ends_at)
