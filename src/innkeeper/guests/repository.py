@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.db import Base
@@ -72,11 +73,22 @@ class GuestRepository:
 
     async def search(self, query: GuestQuery, *, offset: int, limit: int) -> list[Guest]:
         """Live guests matching every given filter, newest (or oldest) first."""
-        stmt = select(Guest).where(Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+        stmt = self._search(select(Guest), query).offset(offset).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def search_refs(self, query: GuestQuery, *, offset: int, limit: int) -> list[str]:
+        """The refs of the guests :meth:`search` finds, in its order (the unexpanded search shows only refs:
+        no ORM objects)."""
+        stmt = self._search(select(Guest.ref), query).offset(offset).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    def _search(self, stmt: Select[Any], query: GuestQuery) -> Select[Any]:
+        stmt = stmt.where(Guest.deleted_at.is_(None), Guest.guest_type != "retired")
         for column, value in ((Guest.first_name, query.first_name), (Guest.last_name, query.last_name)):
             if value is not None:
                 stmt = stmt.where(func.lower(column) == value.lower())
         if query.email is not None:
+            # Exactly the expression of ix_guests_email_lower.
             stmt = stmt.where(func.lower(Guest.email) == query.email.lower())
         if query.email_exact is not None:
             stmt = stmt.where(Guest.email == query.email_exact)
@@ -89,10 +101,8 @@ class GuestRepository:
             )
             stmt = stmt.where(Guest.ref.in_(owners))
         if query.newest_first:
-            stmt = stmt.order_by(Guest.created_at.desc(), Guest.ref.desc())
-        else:
-            stmt = stmt.order_by(Guest.created_at, Guest.ref)
-        return list((await self.session.execute(stmt.offset(offset).limit(limit))).scalars())
+            return stmt.order_by(Guest.created_at.desc(), Guest.ref.desc())
+        return stmt.order_by(Guest.created_at, Guest.ref)
 
     def _phone_matches(self, phone: str) -> ColumnElement[bool]:
         # phone_numbers is a JSON array: JSONB containment on PostgreSQL, json_each on SQLite.

@@ -121,9 +121,9 @@ async def search(
     repo = GuestRepository(session)
     if query.identifier is not None and query.identifier[0].lower() == "email":
         query = replace_fields(query, identifier=(query.identifier[0], query.identifier[1].lower()))
-    guests = await repo.search(query, offset=offset, limit=limit)
     if not expand:
-        return [g.ref for g in guests]
+        return await repo.search_refs(query, offset=offset, limit=limit)
+    guests = await repo.search(query, offset=offset, limit=limit)
     refs = [g.ref for g in guests]
     identifiers = await repo.identifiers_of_many(refs)
     extensions = await GuestExtensionRepository(session).of_guests(refs)

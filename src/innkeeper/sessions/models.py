@@ -80,13 +80,17 @@ class Event(Base):
     """One received Stream/edge event, with the exact JSON that was sent."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_guest_created", "guest_ref", "created_at"),)
+    __table_args__ = (
+        Index("ix_events_guest_created", "guest_ref", "created_at"),
+        # A session's events in timeline order (sessions.views.timeline); also every session_ref lookup.
+        Index("ix_events_session_created", "session_ref", "created_at", "ref"),
+    )
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     browser_ref: Mapped[str] = mapped_column(ForeignKey("browsers.ref"), index=True)
     guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"))
-    session_ref: Mapped[str | None] = mapped_column(ForeignKey("sessions.ref"), nullable=True, index=True)
+    session_ref: Mapped[str | None] = mapped_column(ForeignKey("sessions.ref"), nullable=True)
     channel: Mapped[str | None] = mapped_column(String(40), nullable=True)
     point_of_sale: Mapped[str | None] = mapped_column(String(100), nullable=True)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)

@@ -184,7 +184,7 @@ class SessionRepository:
             ("abandonedRevenue", sessions.abandoned_revenue),
             ("pointOfSale", sessions.point_of_sale),
             ("closeReason", sessions.close_reason),
-            ("endedAt", self._iso_text(sessions.ended_at)),
+            ("endedAt", iso_text(self.session.get_bind().dialect.name, sessions.ended_at)),
         ]
         arguments = [item for name, column in fields for item in (literal_column(f"'{name}'", Text), column)]
         build = func.jsonb_build_object if postgres else func.json_object
@@ -294,41 +294,6 @@ class SessionRepository:
                     found.setdefault(browser_ref, guest_ref)
         return found
 
-    async def timeline_event_rows(self, session_refs: list[str]) -> list[Any]:
-        """Plain rows of these sessions' events for the timelines, oldest first:
-        ``(ref, session_ref, type, created_at, page, processing_status, failure_reason)``, the times as
-        ISO 8601 text (``iso()``'s format). Never ``raw``: the portal reads one event's on demand
-        (:meth:`event_of_guest`).
-        """
-        if not session_refs:
-            return []
-        # Table columns (a Core select: rows come straight from the cursor, no ORM loading) and the times
-        # already formatted by the database: a guest can have thousands of events.
-        events = Event.__table__.c
-        stmt = (
-            select(
-                events.ref,
-                events.session_ref,
-                events.type,
-                self._iso_text(events.created_at).label("created_at"),
-                events.page,
-                events.processing_status,
-                events.failure_reason,
-            )
-            .where(events.session_ref.in_(session_refs))
-            .order_by(events.created_at, events.ref)
-        )
-        return list((await self.session.execute(stmt)).all())
-
-    def _iso_text(self, column: Any) -> Any:
-        """SQL for a UTC datetime column as :func:`innkeeper.core.clock.iso` writes it
-        (``2026-01-15T09:00:00.123Z``, milliseconds truncated)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-        # SQLAlchemy keeps SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text (always six digits).
-        stored = type_coerce(column, Text)
-        return func.substr(stored, 1, 10, type_=Text) + "T" + func.substr(stored, 12, 12, type_=Text) + "Z"
-
     async def closed_per_day(
         self, start: datetime, end: datetime, *, pos: str | None, channel: str | None
     ) -> list[tuple[str, str | None, int, float]]:
@@ -374,3 +339,12 @@ class SessionRepository:
         )
         stmt = select(Event).where(Event.ref == ref, or_(Event.guest_ref == guest_ref, in_own_session))
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+def iso_text(dialect: str, column: Any) -> Any:
+    """SQL for a UTC datetime column as :func:`innkeeper.core.clock.iso` writes it
+    (``2026-01-15T09:00:00.123Z``, milliseconds truncated); NULL stays NULL."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    # SQLAlchemy keeps SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text (always six digits).
+    return func.replace(func.substr(type_coerce(column, Text), 1, 23, type_=Text), " ", "T", type_=Text) + "Z"
