@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/batch.py --db postgres      # fresh PostgreSQL database
     .venv/bin/python benchmarks/batch.py --size-mb 5        # a quicker run
     .venv/bin/python benchmarks/batch.py --quick            # 1 MB: checks the harness only
+    .venv/bin/python benchmarks/batch.py --chunk-lines 5000 # another INNKEEPER_BATCH_CHUNK_LINES
 
 Generates the file (guests with identifiers, PII and a data extension; every other guest
 followed by an order with 1–3 items whose contact is that guest), starts a real
@@ -115,6 +116,9 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, help="gzipped file size (default 50; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="a 1 MB file: checks the harness only")
     parser.add_argument("--scenario", help="scenario id in the BENCH_RESULT line (default batch-<db>)")
+    parser.add_argument(
+        "--chunk-lines", type=int, help="INNKEEPER_BATCH_CHUNK_LINES for the run (default: the server default)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (file, SQLite database) afterwards")
     args = parser.parse_args()
     quick_defaults(args, size_mb=(50.0, 1.0))
@@ -147,6 +151,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         INNKEEPER_DATA_DIR=str(work / "data"),
         INNKEEPER_LOG_LEVEL="warning",
         INNKEEPER_SWEEP_INTERVAL_SECONDS="0.5",
+        **({"INNKEEPER_BATCH_CHUNK_LINES": str(args.chunk_lines)} if args.chunk_lines else {}),
     )
     server = subprocess.Popen(
         [str(BIN), "serve", "--no-workers", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr
@@ -182,6 +187,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         server.wait(timeout=30)
     result: dict[str, Any] = {
         "db": args.db,
+        "chunk_lines": args.chunk_lines or "default",
         "file_mb": round(source.stat().st_size / 1e6, 1),
         "records": status.get("recordsTotal"),
         "succeeded": status.get("recordsSucceeded"),
@@ -197,6 +203,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     (RESULTS / f"batch-{args.db}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     scenario = args.scenario or f"batch-{args.db}"
     file_note = f"{result['file_mb']} MB gzipped, {result['records']} records ({result['status']})"
+    if args.chunk_lines:
+        file_note += f", {args.chunk_lines} lines per chunk"
     _results.emit(
         [
             _results.Result(

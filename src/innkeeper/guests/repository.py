@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.core.db import Base
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
 
 
@@ -312,10 +311,6 @@ class GuestBatchRepository(GuestRepository):
         stmt = select(GuestExtension).where(GuestExtension.guest_ref.in_(guest_refs))
         return list((await self.session.execute(stmt)).scalars())
 
-    async def batch_insert(self, model: type[Guest | GuestIdentifier | GuestExtension], rows: Sequence[Base]) -> None:
-        """Insert new (never added) rows with multi-row INSERTs."""
-        await batch_insert(self.session, model, rows)
-
     async def batch_extensions_of(self, guest_ref: str) -> list[GuestExtension]:
         """A guest's data extensions."""
         stmt = select(GuestExtension).where(GuestExtension.guest_ref == guest_ref).order_by(GuestExtension.name)
@@ -326,12 +321,3 @@ class GuestBatchRepository(GuestRepository):
 
     async def batch_delete_extension(self, row: GuestExtension) -> None:
         await self.session.delete(row)
-
-
-async def batch_insert(session: AsyncSession, model: type[Base], rows: Sequence[Base]) -> None:
-    """Insert transient rows (never added to the session) as multi-row INSERTs of their set columns."""
-    if not rows:
-        return
-    keys = [attr.key for attr in model.__mapper__.column_attrs]
-    params = [{key: row.__dict__[key] for key in keys if key in row.__dict__} for row in rows]
-    await session.execute(insert(model), params)

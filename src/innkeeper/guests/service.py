@@ -42,19 +42,23 @@ async def create_browser(session: AsyncSession, *, user_agent: str | None, clock
     return BrowserRefs(browser.ref, guest.ref)
 
 
+def new_guest_columns(now: datetime, *, guest_type: str = "visitor") -> dict[str, Any]:
+    """The columns of a new, empty guest (without its ref)."""
+    return {
+        "guest_type": guest_type,
+        "created_at": now,
+        "modified_at": now,
+        "first_seen": now,
+        "last_seen": now,
+        "emails": [],
+        "phone_numbers": [],
+        "street": [],
+    }
+
+
 def new_guest(now: datetime, *, guest_type: str = "visitor") -> Guest:
     """A new, empty guest row."""
-    return Guest(
-        ref=new_ref(),
-        guest_type=guest_type,
-        created_at=now,
-        modified_at=now,
-        first_seen=now,
-        last_seen=now,
-        emails=[],
-        phone_numbers=[],
-        street=[],
-    )
+    return Guest(ref=new_ref(), **new_guest_columns(now, guest_type=guest_type))
 
 
 async def get_browser(session: AsyncSession, ref: str, *, for_update: bool = False) -> Browser:

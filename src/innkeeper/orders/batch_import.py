@@ -14,9 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core import numbers
 from innkeeper.core.clock import Clock
-from innkeeper.core.ids import new_ref
 from innkeeper.core.timeparse import parse_iso
-from innkeeper.guests.batch_import import RecordRejected, check_extension_data, invalid
+from innkeeper.guests.batch_import import (
+    RecordRejected,
+    check_extension_data,
+    fresh_ref,
+    insert_rows,
+    invalid,
+    plain,
+)
 from innkeeper.orders.models import ITEM_STATUSES, ORDER_STATUSES, Order, OrderContact, OrderExtension, OrderItem
 from innkeeper.orders.repository import OrderBatchRepository
 
@@ -234,11 +240,12 @@ class OrderChunk:
     """What a chunk of batch records reads and writes about orders, read once and written together.
 
     ``preload`` looks up every ``referenceId`` of the chunk (and those orders' contacts) with
-    one query each; new orders, contacts, items and extensions are kept aside and written by
-    ``insert`` with a few multi-row INSERTs, after the guests they refer to.
+    one query each; new orders, contacts, items and extensions are plain rows kept aside and
+    written by ``insert`` with one executemany INSERT per table, after the guests they refer to.
     """
 
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.repo = OrderBatchRepository(session)
         self._by_reference: dict[str, Order | None] = {}
         self._contacts: dict[str, OrderContact | None] = {}
@@ -302,10 +309,11 @@ class OrderChunk:
 
     async def insert(self) -> None:
         """Write the new rows: orders, then what refers to them."""
-        await self.repo.batch_insert(Order, self._new_orders)
-        await self.repo.batch_insert(OrderContact, self._new_contacts)
-        await self.repo.batch_insert(OrderItem, [item for items in self._new_items.values() for item in items])
-        await self.repo.batch_insert(OrderExtension, list(self._new_extensions.values()))
+        items = [item for rows in self._new_items.values() for item in rows]
+        await insert_rows(self.session, Order.__table__, self._new_orders)  # type: ignore[arg-type]
+        await insert_rows(self.session, OrderContact.__table__, self._new_contacts)  # type: ignore[arg-type]
+        await insert_rows(self.session, OrderItem.__table__, items)  # type: ignore[arg-type]
+        await insert_rows(self.session, OrderExtension.__table__, list(self._new_extensions.values()))  # type: ignore[arg-type]
         self._new_orders, self._new_contacts, self._new_items, self._new_extensions = [], [], {}, {}
         self._new_refs = set()
 
@@ -321,13 +329,20 @@ async def check_owner(chunk: OrderChunk, data: OrderInput, *, guest_ref: str | N
 async def apply_order(chunk: OrderChunk, data: OrderInput, *, mode: OrderMode, guest_ref: str, clock: Clock) -> str:
     """Insert (replace entirely) or upsert an order by its ``referenceId``; returns its ref.
 
-    The caller ran ``check_owner`` first, so nothing here rejects the record.
+    The caller ran ``check_owner`` first, so nothing here rejects the record. New rows are
+    plain (``plain``).
     """
     now = clock.now()
     order = await chunk.order(data.reference_id)
     if order is None:
-        order = Order(
-            ref=new_ref(), reference_id=data.reference_id, status="UNKNOWN", price=0.0, created_at=now, ordered_at=now
+        order = plain(
+            Order,
+            ref=fresh_ref(),
+            reference_id=data.reference_id,
+            status="UNKNOWN",
+            price=0.0,
+            created_at=now,
+            ordered_at=now,
         )
         chunk.add_order(order)
     elif mode == "insert":
@@ -340,8 +355,9 @@ async def apply_order(chunk: OrderChunk, data: OrderInput, *, mode: OrderMode, g
     contact = await chunk.contact(order.ref)
     if contact is None:
         chunk.add_contact(
-            OrderContact(
-                ref=new_ref(),
+            plain(
+                OrderContact,
+                ref=fresh_ref(),
                 order_ref=order.ref,
                 guest_ref=guest_ref,
                 data=data.contact or {},
@@ -356,7 +372,9 @@ async def apply_order(chunk: OrderChunk, data: OrderInput, *, mode: OrderMode, g
     if data.items is not None:
         await chunk.clear_items(order.ref)
         for item in data.items:
-            row = OrderItem(ref=new_ref(), order_ref=order.ref, created_at=now, modified_at=now, **item.columns)
+            row = plain(
+                OrderItem, ref=fresh_ref(), order_ref=order.ref, created_at=now, modified_at=now, **item.columns
+            )
             extension = None
             if item.extension is not None:
                 extension = _extension_row("orderItem", row.ref, order.ref, item.extension, now)
@@ -397,8 +415,9 @@ async def detach_guests(session: AsyncSession, guest_refs: list[str]) -> None:
 def _extension_row(
     owner_type: str, owner_ref: str, order_ref: str, data: dict[str, str | int | float | bool], now: datetime
 ) -> OrderExtension:
-    return OrderExtension(
-        ref=new_ref(),
+    return plain(
+        OrderExtension,
+        ref=fresh_ref(),
         owner_type=owner_type,
         owner_ref=owner_ref,
         order_ref=order_ref,

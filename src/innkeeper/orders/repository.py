@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.core.db import Base
 from innkeeper.orders.models import Order, OrderConsumer, OrderContact, OrderExtension, OrderItem
 
 
@@ -230,16 +229,6 @@ class OrderBatchRepository(OrderRepository):
             return []
         stmt = select(OrderContact).where(OrderContact.order_ref.in_(order_refs)).with_for_update()
         return list((await self.session.execute(stmt)).scalars())
-
-    async def batch_insert(
-        self, model: type[Order | OrderContact | OrderItem | OrderExtension], rows: Sequence[Base]
-    ) -> None:
-        """Insert new (never added) rows as multi-row INSERTs of their set columns."""
-        if not rows:
-            return
-        keys = [attr.key for attr in model.__mapper__.column_attrs]
-        params = [{key: row.__dict__[key] for key in keys if key in row.__dict__} for row in rows]
-        await self.session.execute(insert(model), params)
 
     async def batch_detach_guests(self, guest_refs: list[str]) -> None:
         """Clear the guest links of the orders, contacts and consumers of these guests."""
