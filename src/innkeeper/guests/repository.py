@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
+
+# Every event reads its browser (and a new session its guest): these statements are built once (building one
+# and computing its cache key per call cost about as much as running it).
+_GUEST = select(Guest).where(Guest.ref == bindparam("ref"))
+_GUEST_FOR_UPDATE = _GUEST.with_for_update()
+_BROWSER = select(Browser).where(Browser.ref == bindparam("ref"))
+_BROWSER_FOR_UPDATE = _BROWSER.with_for_update()
 
 
 class GuestRepository:
@@ -23,16 +30,12 @@ class GuestRepository:
         self.session.add(row)
 
     async def get(self, ref: str, *, for_update: bool = False) -> Guest | None:
-        stmt = select(Guest).where(Guest.ref == ref)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = _GUEST_FOR_UPDATE if for_update else _GUEST
+        return (await self.session.execute(stmt, {"ref": ref})).scalar_one_or_none()
 
     async def get_browser(self, ref: str, *, for_update: bool = False) -> Browser | None:
-        stmt = select(Browser).where(Browser.ref == ref)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = _BROWSER_FOR_UPDATE if for_update else _BROWSER
+        return (await self.session.execute(stmt, {"ref": ref})).scalar_one_or_none()
 
     async def identifiers_of(self, guest_ref: str) -> list[GuestIdentifier]:
         stmt = select(GuestIdentifier).where(GuestIdentifier.guest_ref == guest_ref).order_by(GuestIdentifier.id)

@@ -31,6 +31,19 @@ from innkeeper.sessions.models import Event, Session
 # planner, and PostgreSQL's generic plans of prepared statements, cannot match a parameter).
 OPEN: ColumnElement[str] = literal_column("'OPEN'")
 _EVENT_KEYS = tuple(column.key for column in Event.__table__.columns)
+# The ingest path's statements, built once: building a select and computing its cache key on each call cost
+# about as much as running it (SQLite: 146–187 µs built, 84–91 µs prebuilt, per statement).
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
+_OPEN_FOR_KEY = (
+    select(Session)
+    .where(
+        Session.browser_ref == bindparam("browser_ref"),
+        Session.channel == bindparam("channel"),
+        Session.point_of_sale == bindparam("pos"),
+        Session.status == OPEN,
+    )
+    .with_for_update()
+)
 
 
 class SessionRepository:
@@ -70,20 +83,11 @@ class SessionRepository:
     async def insert_event(self, event: Event) -> None:
         """One event row by a Core INSERT of the object's columns: the object is not added to the session
         (the unit of work's bookkeeping cost more than the insert itself on the ingest path)."""
-        await self.session.execute(insert(Event), [{key: getattr(event, key) for key in _EVENT_KEYS}])
+        await self.session.execute(_INSERT_EVENT, {key: getattr(event, key) for key in _EVENT_KEYS})
 
     async def open_for_key(self, browser_ref: str, channel: str, pos: str) -> Session | None:
-        stmt = (
-            select(Session)
-            .where(
-                Session.browser_ref == browser_ref,
-                Session.channel == channel,
-                Session.point_of_sale == pos,
-                Session.status == OPEN,
-            )
-            .with_for_update()
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        params = {"browser_ref": browser_ref, "channel": channel, "pos": pos}
+        return (await self.session.execute(_OPEN_FOR_KEY, params)).scalar_one_or_none()
 
     async def open_for_browser(self, browser_ref: str) -> list[Session]:
         stmt = (

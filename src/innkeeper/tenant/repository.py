@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.tenant.models import ApiToken, PointOfSale, Tenant
+
+_POS_BY_NAME = select(PointOfSale).where(PointOfSale.name == bindparam("name"))  # per event: built once
 
 
 class TenantRepository:
@@ -37,8 +39,7 @@ class TenantRepository:
         return await self.session.get(ApiToken, token_id)
 
     async def pos_by_name(self, name: str) -> PointOfSale | None:
-        stmt = select(PointOfSale).where(PointOfSale.name == name)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.execute(_POS_BY_NAME, {"name": name})).scalar_one_or_none()
 
     async def pos_by_site(self, site: str) -> PointOfSale | None:
         stmt = (
