@@ -4,7 +4,7 @@ outcomes, outbox messages and ``SessionClosed`` events as closing them one by on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -252,21 +252,7 @@ async def test_live_triggered_flows_get_one_job_per_closed_session(runtime: Runt
     flows = {}
     async with runtime.sessions() as session:
         for kind in ("SESSION_CLOSED", "ABANDONED_CART"):
-            flow = Flow(
-                ref=new_ref(),
-                friendly_id=f"sweep_{kind.lower()}",
-                name=kind,
-                type="TRIGGERED_V3",
-                subtype="EMAIL",
-                status="LIVE",
-                archived=False,
-                revision=1,
-                published_revision=1,
-                started=True,
-                document={"name": kind, "type": "TRIGGERED_V3", "trigger": {"type": kind, "delayMinutes": 60}},
-                created_at=now,
-                modified_at=now,
-            )
+            flow = _live_triggered_flow(f"sweep_{kind.lower()}", kind, {"type": kind, "delayMinutes": 60}, now)
             session.add(flow)
             flows[kind] = flow.ref
         await session.commit()
@@ -299,23 +285,7 @@ async def test_a_cause_that_already_has_a_job_is_not_scheduled_again(runtime: Ru
     """Scheduling skips causes a flow already has a job for, within a batch and across batches."""
     now = clock.now()
     async with runtime.sessions() as session:
-        session.add(
-            Flow(
-                ref=new_ref(),
-                friendly_id="again",
-                name="again",
-                type="TRIGGERED_V3",
-                subtype="EMAIL",
-                status="LIVE",
-                archived=False,
-                revision=1,
-                published_revision=1,
-                started=True,
-                document={"name": "again", "type": "TRIGGERED_V3", "trigger": {"type": "SESSION_CLOSED"}},
-                created_at=now,
-                modified_at=now,
-            )
-        )
+        session.add(_live_triggered_flow("again", "again", {"type": "SESSION_CLOSED"}, now))
         await session.commit()
 
     def cause(ref: str) -> Any:
@@ -330,3 +300,22 @@ async def test_a_cause_that_already_has_a_job_is_not_scheduled_again(runtime: Ru
     async with runtime.sessions() as session:
         jobs = sorted(job.entity_ref for job in (await session.execute(select(TriggerJob))).scalars())
     assert jobs == ["a", "b", "c"]
+
+
+def _live_triggered_flow(friendly_id: str, name: str, trigger: dict[str, Any], now: datetime) -> Flow:
+    """A LIVE triggered email flow row, as if started in the portal."""
+    return Flow(
+        ref=new_ref(),
+        friendly_id=friendly_id,
+        name=name,
+        type="TRIGGERED_V3",
+        subtype="EMAIL",
+        status="LIVE",
+        archived=False,
+        revision=1,
+        published_revision=1,
+        started=True,
+        document={"name": name, "type": "TRIGGERED_V3", "trigger": trigger},
+        created_at=now,
+        modified_at=now,
+    )

@@ -45,7 +45,8 @@ class _Pending:
     message: Any
     raw: str
     future: asyncio.Future[service.Accepted]
-    retry_alone: bool = field(default=False)
+    # What the shared transaction gave it (its refs or its own error); None: run it again alone.
+    outcome: service.Accepted | Exception | None = field(default=None)
 
     def browser(self) -> str:
         browser_id = self.message.get("browser_id") if isinstance(self.message, dict) else None
@@ -92,14 +93,11 @@ class GroupCommit:
         self.batches += 1
         self.events += len(batch)
         ordered = sorted(batch, key=_Pending.browser)
-        outcomes: dict[int, service.Accepted | Exception] = {}
         committing = False
         try:
             async with self._sessions() as session:
                 for item in ordered:
-                    outcome = await self._one(session, item)
-                    if outcome is not None:
-                        outcomes[id(item)] = outcome
+                    item.outcome = await self._one(session, item)
                 committing = True
                 await session.commit()
         except DBAPIError as exc:
@@ -117,18 +115,15 @@ class GroupCommit:
                 type(exc).__name__,
                 len(batch),
             )
-            outcomes = {}
             for item in batch:
-                item.retry_alone = True
+                item.outcome = None
         for item in batch:
-            if item.retry_alone:
+            if item.outcome is None:
                 await self._alone(item)
-                continue
-            outcome = outcomes[id(item)]
-            if isinstance(outcome, Exception):
-                item.future.set_exception(outcome)
+            elif isinstance(item.outcome, Exception):
+                item.future.set_exception(item.outcome)
             else:
-                item.future.set_result(outcome)
+                item.future.set_result(item.outcome)
 
     async def _one(self, session: AsyncSession, item: _Pending) -> service.Accepted | Exception | None:
         """One event in its own savepoint: its refs, or the error it alone gets; None to run it again alone."""
@@ -138,7 +133,6 @@ class GroupCommit:
         except DBAPIError as exc:
             if not is_retryable(exc):
                 raise  # the shared transaction is suspect: every event of the batch runs alone
-            item.retry_alone = True
             return None
         except Exception as exc:  # noqa: BLE001 - its savepoint is rolled back; the caller maps it (4xx/500)
             return exc

@@ -258,12 +258,20 @@ async def add_user(
     return await create_user(session, email=email, password=password, role=role, clock=clock, name=name)
 
 
+async def _managed(session: AsyncSession, ref: str, actor_ref: str) -> tuple[User, User]:
+    """(the acting user, the user ``ref``), when the actor may manage that user; else forbidden."""
+    actor = await _actor(session, actor_ref)
+    user = await get_user(session, ref)
+    if not may_manage(actor.role, user.role):
+        raise _only_admins_manage_admins()
+    return actor, user
+
+
 async def change_role(session: AsyncSession, ref: str, *, actor_ref: str, role: str, clock: Clock) -> User:
     """Give a user another role; the change applies to their next request."""
     _check_role(role)
-    actor = await _actor(session, actor_ref)
-    user = await get_user(session, ref)
-    if not may_manage(actor.role, user.role) or role not in assignable_roles(actor.role):
+    actor, user = await _managed(session, ref, actor_ref)
+    if role not in assignable_roles(actor.role):
         raise _only_admins_manage_admins()
     if user.role == role:
         return user
@@ -276,10 +284,7 @@ async def change_role(session: AsyncSession, ref: str, *, actor_ref: str, role: 
 
 async def set_disabled(session: AsyncSession, ref: str, *, actor_ref: str, disabled: bool, clock: Clock) -> User:
     """Disable a user (they are signed out everywhere and cannot sign in) or enable them again."""
-    actor = await _actor(session, actor_ref)
-    user = await get_user(session, ref)
-    if not may_manage(actor.role, user.role):
-        raise _only_admins_manage_admins()
+    actor, user = await _managed(session, ref, actor_ref)
     if disabled == (user.disabled_at is not None):
         return user
     now = clock.now()
@@ -296,10 +301,7 @@ async def set_disabled(session: AsyncSession, ref: str, *, actor_ref: str, disab
 
 async def reset_password(session: AsyncSession, ref: str, *, actor_ref: str, password: str, clock: Clock) -> User:
     """Set a new password and lift any sign-in lock; another user's sessions end."""
-    actor = await _actor(session, actor_ref)
-    user = await get_user(session, ref)
-    if not may_manage(actor.role, user.role):
-        raise _only_admins_manage_admins()
+    actor, user = await _managed(session, ref, actor_ref)
     _check_password(password)
     user.password_hash = _hasher.hash(password)
     user.failed_logins, user.locked_until, user.modified_at = 0, None, clock.now()
