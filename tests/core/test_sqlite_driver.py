@@ -115,3 +115,82 @@ async def test_the_in_loop_driver_answers_without_a_thread(tmp_path: Path) -> No
         assert during == 0
     finally:
         await engine.dispose()
+
+
+async def test_a_commit_that_wrote_waits_off_the_loop_and_one_that_did_not_stays_on_it(tmp_path: Path) -> None:
+    """The fsync of a writing COMMIT runs on the commit thread while the loop goes on; the data is committed
+    when the caller resumes; a read-only transaction's COMMIT returns in place."""
+    import threading
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    sessions = session_factory(engine)
+    traced: list[tuple[str, str]] = []
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        raw = dbapi_connection._connection._conn  # the sqlite3 connection under the adapter and our driver
+        raw.set_trace_callback(lambda sql: traced.append((threading.current_thread().name, sql.split()[0].upper())))
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (v TEXT)"))
+            await session.commit()
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        async with sessions() as session:
+            await session.execute(text("INSERT INTO t VALUES ('written')"))
+            traced.clear()
+            before = ticks
+            await session.commit()
+            during_write, write_commits = ticks - before, list(traced)
+            await session.execute(text("SELECT v FROM t"))
+            traced.clear()
+            before = ticks
+            await session.commit()
+            during_read, read_commits = ticks - before, list(traced)
+        task.cancel()
+        loop_thread = threading.current_thread().name
+        assert write_commits == [("sqlite-commit_0", "COMMIT")]
+        assert during_write > 0  # the loop ran while the COMMIT synced
+        assert read_commits == [(loop_thread, "COMMIT")]
+        assert during_read == 0
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT v FROM t"))).scalars().all() == ["written"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_cancelled_caller_still_waits_for_its_commit_before_the_connection_is_reused(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (v INTEGER)"))
+            await session.commit()
+
+        async def write(n: int) -> None:
+            async with sessions() as session:
+                await session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                await session.commit()
+
+        tasks = [asyncio.create_task(write(n)) for n in range(20)]
+        await asyncio.sleep(0)
+        for task in tasks[::3]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        committed = {n for n, result in enumerate(results) if result is None}
+        async with sessions() as session:
+            stored = set((await session.execute(text("SELECT v FROM t"))).scalars().all())
+        # Every caller that returned normally has its row; a cancelled one may or may not (its COMMIT ran
+        # to completion either way); nothing else is stored and the connection still works.
+        assert committed <= stored <= set(range(20))
+        assert len(committed) >= 13
+    finally:
+        await engine.dispose()

@@ -11,6 +11,11 @@ microseconds (a commit's fsync ~0.2 ms here), and our engine has a single connec
 work: this module keeps aiosqlite's async interface, which SQLAlchemy's adapter expects,
 but runs each call directly on the event loop's thread.
 
+One call does leave the loop's thread: a COMMIT that wrote. Its WAL fsync (``synchronous=FULL``)
+takes 0.2–3 ms of wall time and almost no CPU, and sqlite3 releases the GIL while it waits, so it
+runs on a single commit thread while the event loop reads the next requests; the committing
+caller still waits for it, and its connection is not handed on before it returns.
+
 The trade-off, stated: a long statement (a big portal read, an import batch) blocks the
 event loop while it runs instead of only blocking the other users of the one connection, and
 a ``busy_timeout`` wait (another process holding the write lock) blocks it too. Both are the
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -133,6 +139,7 @@ class Connection:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = connection
+        self._settled = connection.total_changes  # rows changed up to the last COMMIT or ROLLBACK
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -147,10 +154,18 @@ class Connection:
         return Cursor(self._live().cursor())
 
     async def commit(self) -> None:
-        self._live().commit()
+        """COMMIT; one that wrote waits for its fsync on a worker thread, so the event loop runs meanwhile."""
+        conn = self._live()
+        if conn.in_transaction and conn.total_changes != self._settled:
+            await _off_loop(conn.commit)
+        else:
+            conn.commit()
+        self._settled = conn.total_changes
 
     async def rollback(self) -> None:
-        self._live().rollback()
+        conn = self._live()
+        conn.rollback()
+        self._settled = conn.total_changes
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -176,6 +191,26 @@ class Connection:
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
         self._live().isolation_level = cast(Any, value)
+
+
+_COMMITS: ThreadPoolExecutor | None = None
+
+
+async def _off_loop(call: Callable[[], None]) -> None:
+    """Run ``call`` (a COMMIT: sqlite3 releases the GIL while it syncs the WAL) on the commit thread.
+
+    The caller still waits for it, and its connection stays checked out until it has returned; a cancelled
+    caller waits too, so the connection is never handed to someone else while its COMMIT runs.
+    """
+    global _COMMITS
+    if _COMMITS is None:
+        _COMMITS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
+    done = asyncio.get_running_loop().run_in_executor(_COMMITS, call)
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await done
+        raise
 
 
 def connect(database: str, **kwargs: Any) -> Connection:

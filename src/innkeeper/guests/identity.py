@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from innkeeper.core import events
 from innkeeper.core.clock import Clock
 from innkeeper.guests.models import Browser, Guest, GuestIdentifier
-from innkeeper.guests.repository import GuestRepository
+from innkeeper.guests.repository import GuestRepository, IdentityGuest
 
 _STRING_FIELDS = {
     "title": "title",
@@ -178,6 +178,98 @@ async def identify(
     return resolution
 
 
+# --- the batched path --------------------------------------------------------------------------------------
+# An IDENTITY that only confirms or adds the browser's own guest's identifiers (no other guest owns any of
+# them: no merge, no switch) is applied by the Stream API's batched path with the batch's other events.
+
+
+@dataclass(slots=True)
+class Claim:
+    """An IDENTITY event of a batch: its browser, the browser's guest and what the event asks for."""
+
+    browser_ref: str
+    guest_ref: str
+    data: IdentityInput
+
+
+@dataclass(slots=True)
+class Confirmed:
+    """A claim :func:`resolve_own` settled: its warnings, and the guest and identifier rows to write."""
+
+    warnings: list[str]
+    guest: IdentityGuest
+    new_identifiers: list[Identifier]
+
+
+async def resolve_own(
+    session: AsyncSession, claims: list[Claim], *, providers: set[str] | None, now: datetime
+) -> dict[str, Confirmed]:
+    """The claims (by browser ref) that leave the browser with its own guest, resolved as :func:`identify`
+    resolves them; the rest (another guest owns an identifier, two claims of the batch touch the same guest
+    or identifier, an identifier repeated or given a new expiry date…) are left to :func:`identify`.
+
+    Locks the claims' guests (in ref order). Nothing is written here; :func:`store_own` writes the
+    claims the caller keeps, with the guest rows as they were changed here.
+    """
+    repo = GuestRepository(session)
+    per_guest: dict[str, int] = {}
+    for claim in claims:
+        per_guest[claim.guest_ref] = per_guest.get(claim.guest_ref, 0) + 1
+    claims = [claim for claim in claims if per_guest[claim.guest_ref] == 1]
+    guests = {row.ref: row for row in await repo.identity_guests(sorted(per_guest))}
+    qualifying = {
+        claim.browser_ref: [i for i in claim.data.identifiers if providers is None or i.provider in providers]
+        for claim in claims
+    }
+    keys = [(i.provider, i.id) for idents in qualifying.values() for i in idents]
+    claimed_twice = {key for key in keys if keys.count(key) > 1}
+    owners: dict[tuple[str, str], str] = dict(await repo.identifier_owners(sorted(set(keys)))) if keys else {}
+    settled: dict[str, Confirmed] = {}
+    for claim in claims:
+        guest = guests.get(claim.guest_ref)
+        if guest is None or guest.deleted_at is not None or guest.guest_type not in ("visitor", "customer"):
+            continue
+        wanted = qualifying[claim.browser_ref]
+        own = [(i.provider, i.id) for i in wanted]
+        if len(set(own)) < len(own) or claimed_twice.intersection(own):
+            continue
+        if any(owners.get(key, guest.ref) != guest.ref for key in own):
+            continue  # another guest owns one of them: a merge or a switch
+        if any(i.expiry_date and (i.provider, i.id) in owners for i in wanted):
+            continue  # a new expiry date for an existing identifier
+        warnings = list(claim.data.warnings)
+        if len(wanted) < len(claim.data.identifiers):
+            warnings.append("identifiers: providers not in the identity rules were ignored")
+        if not wanted:
+            if not claim.data.identifiers:
+                warnings.append("IDENTITY without identifiers: no identity resolution")
+        elif guest.guest_type == "visitor":
+            guest.guest_type = "customer"
+        _apply_pii(guest, claim.data, now)
+        new = [i for i in wanted if (i.provider, i.id) not in owners]
+        settled[claim.browser_ref] = Confirmed(warnings, guest, new)
+    return settled
+
+
+async def store_own(session: AsyncSession, confirmed: list[Confirmed], *, now: datetime) -> None:
+    """Write what :func:`resolve_own` settled for these claims: their guests' fields and new identifiers."""
+    repo = GuestRepository(session)
+    await repo.write_identity_guests([item.guest for item in confirmed])
+    await repo.insert_identifiers(
+        [
+            {
+                "guest_ref": item.guest.ref,
+                "provider": ident.provider,
+                "value": ident.id,
+                "expiry_date": ident.expiry_date,
+                "created_at": now,
+            }
+            for item in confirmed
+            for ident in item.new_identifiers
+        ]
+    )
+
+
 async def _merge(repo: GuestRepository, source: Guest, *, into: Guest, now: datetime) -> None:
     await repo.move_browsers(source.ref, into.ref)
     await repo.move_identifiers(source.ref, into.ref)
@@ -195,7 +287,7 @@ async def _merge(repo: GuestRepository, source: Guest, *, into: Guest, now: date
     await events.publish(repo.session, events.GuestMerged(source.ref, into.ref))
 
 
-def _apply_pii(guest: Guest, data: IdentityInput, now: datetime) -> None:
+def _apply_pii(guest: Guest | IdentityGuest, data: IdentityInput, now: datetime) -> None:
     for column, value in data.fields.items():
         setattr(guest, column, value)
     if data.email:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
@@ -18,6 +30,62 @@ _GUEST = select(Guest).where(Guest.ref == bindparam("ref"))
 _GUEST_FOR_UPDATE = _GUEST.with_for_update()
 _BROWSER = select(Browser).where(Browser.ref == bindparam("ref"))
 _BROWSER_FOR_UPDATE = _BROWSER.with_for_update()
+_GUESTS = cast(Table, Guest.__table__)
+_BROWSERS = cast(Table, Browser.__table__)
+_SEEN_AT = bindparam("b_when", type_=_GUESTS.c.last_seen.type)
+# A session opened: its guest and browser were seen (the batched form of service.seen).
+_GUEST_SEEN = (
+    update(_GUESTS)
+    .where(_GUESTS.c.ref == bindparam("b_ref"))
+    .values(last_seen=_SEEN_AT, first_seen=func.coalesce(_GUESTS.c.first_seen, _SEEN_AT))
+)
+_BROWSER_SEEN = update(_BROWSERS).where(_BROWSERS.c.ref == bindparam("b_ref")).values(last_seen=_SEEN_AT)
+
+
+@dataclass(slots=True)
+class IdentityGuest:
+    """A guest as the batched IDENTITY path reads and writes it: the fields :func:`identify` may change."""
+
+    ref: str
+    guest_type: str
+    deleted_at: datetime | None
+    email: str | None
+    emails: list[str]
+    phone_numbers: list[str]
+    street: list[str]
+    title: str | None
+    first_name: str | None
+    last_name: str | None
+    gender: str | None
+    date_of_birth: str | None
+    city: str | None
+    state: str | None
+    post_code: str | None
+    country: str | None
+    modified_at: datetime
+
+
+# The batched IDENTITY path: its guests' identity fields, locked; and the fields it writes back.
+_IDENTITY_READ = tuple(field.name for field in fields(IdentityGuest))
+_IDENTITY_WRITTEN = tuple(name for name in _IDENTITY_READ if name not in ("ref", "deleted_at"))
+_IDENTITY_GUESTS_FOR_UPDATE = (
+    select(*(_GUESTS.c[name] for name in _IDENTITY_READ))
+    .where(_GUESTS.c.ref.in_(bindparam("refs", expanding=True)))
+    .order_by(_GUESTS.c.ref)
+    .with_for_update()
+)
+_WRITE_IDENTITY_GUEST = (
+    update(_GUESTS)
+    .where(_GUESTS.c.ref == bindparam("b_ref"))
+    .values({name: bindparam(f"b_{name}") for name in _IDENTITY_WRITTEN})
+)
+# A group-commit batch's browsers, locked together in ref order (two processes never lock them crosswise).
+_LIVE_BROWSERS_FOR_UPDATE = (
+    select(Browser.ref, Browser.guest_ref)
+    .where(Browser.ref.in_(bindparam("refs", expanding=True)), Browser.deleted_at.is_(None))
+    .order_by(Browser.ref)
+    .with_for_update()
+)
 
 
 class GuestRepository:
@@ -36,6 +104,46 @@ class GuestRepository:
     async def get_browser(self, ref: str, *, for_update: bool = False) -> Browser | None:
         stmt = _BROWSER_FOR_UPDATE if for_update else _BROWSER
         return (await self.session.execute(stmt, {"ref": ref})).scalar_one_or_none()
+
+    async def mark_seen(self, guests: list[tuple[str, datetime]], browsers: list[tuple[str, datetime]]) -> None:
+        """Set ``last_seen`` (and a missing ``first_seen``) of these guests and browsers, one executemany each."""
+        if guests:
+            await self.session.execute(_GUEST_SEEN, [{"b_ref": ref, "b_when": when} for ref, when in guests])
+        if browsers:
+            await self.session.execute(_BROWSER_SEEN, [{"b_ref": ref, "b_when": when} for ref, when in browsers])
+
+    async def identity_guests(self, refs: list[str]) -> list[IdentityGuest]:
+        """These guests' identity fields (the batched IDENTITY path), locked in ref order."""
+        if not refs:
+            return []
+        rows = await self.session.execute(_IDENTITY_GUESTS_FOR_UPDATE, {"refs": refs})
+        return [IdentityGuest(*row) for row in rows.all()]
+
+    async def identifier_owners(self, keys: list[tuple[str, str]]) -> list[tuple[tuple[str, str], str]]:
+        """``((provider, value), guest ref)`` of the identifiers among ``keys`` that exist."""
+        found: list[tuple[tuple[str, str], str]] = []
+        for at in range(0, len(keys), 500):
+            stmt = select(GuestIdentifier.provider, GuestIdentifier.value, GuestIdentifier.guest_ref).where(
+                tuple_(GuestIdentifier.provider, GuestIdentifier.value).in_(keys[at : at + 500])
+            )
+            found.extend(((provider, value), guest) for provider, value, guest in (await self.session.execute(stmt)))
+        return found
+
+    async def write_identity_guests(self, rows: list[IdentityGuest]) -> None:
+        """Store the identity fields of these guests (IdentityGuest rows), one executemany."""
+        if rows:
+            params = [{f"b_{name}": getattr(row, name) for name in ("ref", *_IDENTITY_WRITTEN)} for row in rows]
+            await self.session.execute(_WRITE_IDENTITY_GUEST, params)
+
+    async def insert_identifiers(self, rows: list[dict[str, Any]]) -> None:
+        """New identifier rows in one multi-row INSERT."""
+        if rows:
+            await self.session.execute(insert(cast(Table, GuestIdentifier.__table__)), rows)
+
+    async def lock_live_browsers(self, refs: list[str]) -> dict[str, str]:
+        """Lock these browsers (in ref order) and return ``ref → guest ref`` of the live ones among them."""
+        rows = await self.session.execute(_LIVE_BROWSERS_FOR_UPDATE, {"refs": refs})
+        return {ref: guest_ref for ref, guest_ref in rows.all()}
 
     async def identifiers_of(self, guest_ref: str) -> list[GuestIdentifier]:
         stmt = select(GuestIdentifier).where(GuestIdentifier.guest_ref == guest_ref).order_by(GuestIdentifier.id)

@@ -74,6 +74,12 @@ async def get_browser(session: AsyncSession, ref: str, *, for_update: bool = Fal
     return browser
 
 
+async def lock_live_browsers(session: AsyncSession, refs: list[str]) -> dict[str, str]:
+    """Lock the browsers among ``refs`` (lower-case refs) for this transaction, in ref order, and return
+    ``ref → guest ref`` of those not deleted (the batched form of ``get_browser(…, for_update=True)``)."""
+    return await GuestRepository(session).lock_live_browsers(refs) if refs else {}
+
+
 async def get_guest(session: AsyncSession, ref: str, *, for_update: bool = False) -> Guest:
     """A live guest (retired and deleted guests read as not found)."""
     guest = await GuestRepository(session).get(ref, for_update=for_update) if is_ref(ref) else None
@@ -102,6 +108,12 @@ async def seen(session: AsyncSession, guest_ref: str, browser: Browser, *, when:
         if guest.first_seen is None:
             guest.first_seen = when
     browser.last_seen = when
+
+
+async def seen_many(session: AsyncSession, opened: list[tuple[str, str, datetime]]) -> None:
+    """:func:`seen` for many sessions opened at once: ``(guest ref, browser ref, when)`` each, in order."""
+    repo = GuestRepository(session)
+    await repo.mark_seen([(guest, when) for guest, _, when in opened], [(browser, when) for _, browser, when in opened])
 
 
 def guest_summary(guest: Guest, identifiers: list[GuestIdentifier]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from innkeeper.guests import service as guests
 from innkeeper.sessions._device import parse_user_agent
 from innkeeper.sessions.models import Event as Event
 from innkeeper.sessions.models import Session as Session
+from innkeeper.sessions.repository import OPEN_FIELDS as OPEN_FIELDS
+from innkeeper.sessions.repository import TOUCHED_FIELDS as TOUCHED_FIELDS
+from innkeeper.sessions.repository import OpenSession as OpenSession
 from innkeeper.sessions.repository import SessionRepository
 
 log = logging.getLogger(__name__)
@@ -70,41 +73,60 @@ async def session_for_event(
         if current.guest_ref != guest_ref:
             current.guest_ref = guest_ref
         return current, False
-    opened = Session(
-        ref=new_ref(),
-        guest_ref=guest_ref,
-        browser_ref=browser_ref,
-        channel=channel,
-        point_of_sale=pos.name,
-        status="OPEN",
-        started_at=now,
-        last_activity_at=now,
-        expires_at=now + timedelta(minutes=pos.timeout_minutes),
-        language=pos.language,
-        currency_code=pos.currency_code,
-        num_events=0,
-        num_views=0,
-        num_searches=0,
-        num_adds=0,
-        num_selects=0,
-        num_confirms=0,
-        num_checkouts=0,
-        cart=[],
-        cart_cleared=False,
-        converted=False,
-        utm={},
-        user_agent=user_agent[:1000] if user_agent else None,
-        device=parse_user_agent(user_agent),
-        session_data={},
-        created_at=now,
-        modified_at=now,
-    )
+    opened = Session(**new_session_values(browser_ref, guest_ref, channel, pos, user_agent, now))
     repo.add(opened)
     await session.flush()
     return opened, True
 
 
-def touch(row: Session, *, message: dict[str, Any], event_type: str, timeout_minutes: int, now: datetime) -> list[str]:
+def new_session_values(
+    browser_ref: str, guest_ref: str, channel: str, pos: PosInfo, user_agent: str | None, now: datetime
+) -> dict[str, Any]:
+    """Every column of a session opened now by a browser's event (both ingest paths)."""
+    return {
+        "ref": new_ref(),
+        "guest_ref": guest_ref,
+        "browser_ref": browser_ref,
+        "channel": channel,
+        "point_of_sale": pos.name,
+        "origin": None,
+        "status": "OPEN",
+        "close_reason": None,
+        "started_at": now,
+        "last_activity_at": now,
+        "expires_at": now + timedelta(minutes=pos.timeout_minutes),
+        "ended_at": None,
+        "language": pos.language,
+        "currency_code": pos.currency_code,
+        "first_page": None,
+        "last_page": None,
+        "num_events": 0,
+        "num_views": 0,
+        "num_searches": 0,
+        "num_adds": 0,
+        "num_selects": 0,
+        "num_confirms": 0,
+        "num_checkouts": 0,
+        "cart": [],
+        "cart_cleared": False,
+        "converted": False,
+        "cart_type": None,
+        "abandoned_revenue": None,
+        "value": None,
+        "order_ref": None,
+        "utm": {},
+        "referrer": None,
+        "user_agent": user_agent[:1000] if user_agent else None,
+        "device": parse_user_agent(user_agent),
+        "session_data": {},
+        "created_at": now,
+        "modified_at": now,
+    }
+
+
+def touch(
+    row: Session | OpenSession, *, message: dict[str, Any], event_type: str, timeout_minutes: int, now: datetime
+) -> list[str]:
     """Apply an event's common effects and type semantics to its session; return warnings."""
     warnings: list[str] = []
     row.num_events += 1
@@ -159,7 +181,7 @@ def touch(row: Session, *, message: dict[str, Any], event_type: str, timeout_min
     return warnings
 
 
-def _add_to_cart(row: Session, product: Any, currency: Any) -> list[str]:
+def _add_to_cart(row: Session | OpenSession, product: Any, currency: Any) -> list[str]:
     if not isinstance(product, dict):
         return ["product: ADD needs a product object; no cart line"]
     warnings = [
@@ -197,7 +219,7 @@ def _add_to_cart(row: Session, product: Any, currency: Any) -> list[str]:
     return warnings
 
 
-def _confirm(row: Session, products: Any) -> list[str]:
+def _confirm(row: Session | OpenSession, products: Any) -> list[str]:
     if isinstance(products, dict):
         products = [products]
     if not isinstance(products, list):
@@ -362,6 +384,26 @@ async def sweep(session: AsyncSession, *, clock: Clock, limit: int = 200) -> int
     )
     log.debug("sweeper closed %d sessions", len(rows))
     return len(rows)
+
+
+async def open_of_browsers(session: AsyncSession, browser_refs: list[str]) -> list[OpenSession]:
+    """Every OPEN session of these browsers, locked for this transaction (the batched ingest path)."""
+    return await SessionRepository(session).open_of_browsers(browser_refs)
+
+
+async def record_batch(
+    session: AsyncSession,
+    *,
+    opened: list[dict[str, Any]],
+    touched: list[OpenSession],
+    events: list[dict[str, Any]],
+) -> None:
+    """Store a batch of events (rows of every ``events`` column), the sessions they opened (rows of every
+    ``sessions`` column, as the events left them) and what they changed in the OPEN sessions they found."""
+    repo = SessionRepository(session)
+    await repo.insert_sessions(opened)
+    await repo.write_touched(touched)
+    await repo.insert_events(events)
 
 
 async def record_event(session: AsyncSession, event: Event) -> None:

@@ -3,22 +3,32 @@
 One ``ingest`` per transaction pays a BEGIN, a COMMIT (a WAL fsync on SQLite, a round trip and a WAL
 flush on PostgreSQL) and a connection checkout per event. Here the events of one process queue up
 while a batch is being written; the next batch takes all of them (up to ``max_batch``) in one
-transaction, each event in a SAVEPOINT of its own, and every caller is answered only once that
-transaction has committed: "an acknowledged event is durable" holds exactly as before.
+transaction, and every caller is answered only once that transaction has committed: "an
+acknowledged event is durable" holds exactly as before.
+
+Inside the transaction, the batch's common events (a VIEW, ADD… of a known browser in its open
+session, or one that opens it) are applied together by ``service.ingest_batch``: a handful of
+statements for the whole batch instead of five or six per event. Every other event (identity,
+checkout, custom types, a timed-out session, errors…) then goes through ``service.ingest`` in a
+SAVEPOINT of its own. A browser's events take one path or the other, never both, so they keep
+their order.
 
 There is no timer: an event that arrives when nothing is being written starts a batch of one at
-once, so a quiet server adds no latency; batches grow only with the load.
+once, so a quiet server adds no latency. Under load (the previous batch held more than one event)
+the writer first turns the event loop a few times, microseconds each, so that the requests already
+read join the batch; batches grow with the load.
 
 - An event that is refused (a typed domain error: unknown browser, FORCE_CLOSE in production…)
   or fails unexpectedly rolls back its own savepoint and gets its error; the others are unaffected.
 - A lost race inside a savepoint (a unique constraint another process won) rolls the savepoint
   back and the event is run again, alone, with ``in_transaction``'s retries.
-- If the shared transaction is rolled back (a PostgreSQL deadlock or serialization failure, SQLite
-  busy at COMMIT, any error before the COMMIT), nothing of it was stored or acknowledged: every
-  event of the batch is run again alone, one transaction each, as without group commit. A COMMIT
-  that fails otherwise (connection lost) has an unknown outcome: each caller gets the error, as a
-  lone request would, and nothing is run twice.
-- Events are applied in arrival order, sorted (stably) by browser so that two processes writing
+- If the batched part fails, or the shared transaction is rolled back (a PostgreSQL deadlock or
+  serialization failure, SQLite busy at COMMIT, any error before the COMMIT), nothing of it was
+  stored or acknowledged: every event of the batch is run again alone, one transaction each, as
+  without group commit. A COMMIT that fails otherwise (connection lost) has an unknown outcome:
+  each caller gets the error, as a lone request would, and nothing is run twice.
+- Events are applied in arrival order, sorted (stably) by browser, and the batched part locks
+  every browser of the batch in one statement in ref order, so that two processes writing
   batches lock browser rows in the same order; events of one browser keep their order.
 """
 
@@ -53,10 +63,16 @@ class _Pending:
         return browser_id if isinstance(browser_id, str) else ""
 
 
+class _RunAlone(Exception):
+    """The shared transaction is given up (rolled back): every event of the batch runs alone."""
+
+
 class GroupCommit:
     """Per process (per event loop): queues events and writes them in shared transactions."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, max_batch: int = 64, gather_turns: int = 12
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._max_batch = max_batch
@@ -64,6 +80,8 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0
         self.events = 0
+        self._last = 0  # size of the previous batch
+        self._gather_turns = gather_turns
 
     async def ingest(self, ctx: service.StreamContext, message: Any, *, raw: str) -> service.Accepted:
         """Store one event; returns once the transaction holding it has committed (or raises its error)."""
@@ -77,6 +95,8 @@ class GroupCommit:
 
     async def _write_all(self) -> None:
         while self._pending:
+            if self._last > 1:
+                await self._gather()
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             try:
@@ -89,17 +109,33 @@ class GroupCommit:
                     raise
                 log.exception("group commit failed")
 
+    async def _gather(self) -> None:
+        """Under load, let the requests already on their way join the next batch: turn the event loop (a
+        few microseconds a turn) until the queue is full or has stopped growing for a few turns."""
+        still = 0
+        for _ in range(self._gather_turns):
+            if len(self._pending) >= self._max_batch or still >= 3:
+                return
+            before = len(self._pending)
+            await asyncio.sleep(0)
+            still = still + 1 if len(self._pending) == before else 0
+
     async def _write(self, batch: list[_Pending]) -> None:
         self.batches += 1
         self.events += len(batch)
+        self._last = len(batch)
         ordered = sorted(batch, key=_Pending.browser)
         committing = False
         try:
             async with self._sessions() as session:
-                for item in ordered:
-                    item.outcome = await self._one(session, item)
+                batched = await self._batched(session, ordered)
+                for item, accepted in zip(ordered, batched, strict=True):
+                    item.outcome = accepted if accepted is not None else await self._one(session, item)
                 committing = True
                 await session.commit()
+        except _RunAlone:
+            for item in batch:
+                item.outcome = None
         except DBAPIError as exc:
             if committing and not is_retryable(exc):
                 # The COMMIT's outcome is unknown (a lost connection…): running the events again could
@@ -124,6 +160,22 @@ class GroupCommit:
                 item.future.set_exception(item.outcome)
             else:
                 item.future.set_result(item.outcome)
+
+    async def _batched(self, session: AsyncSession, ordered: list[_Pending]) -> list[service.Accepted | None]:
+        """The batch's common events applied together (``service.ingest_batch``); None for each event left to
+        ``_one``. No savepoint of its own: if it fails, the whole transaction is dropped and every event of the
+        batch runs alone (a bug or a database error, not an event's own refusal: those take ``_one``)."""
+        items = [service.Incoming(item.ctx, item.message, item.raw) for item in ordered]
+        candidates = service.batch_candidates(items)
+        if not candidates[0]:
+            return [None] * len(items)
+        try:
+            return await service.ingest_batch(session, items, clock=self._clock, candidates=candidates)
+        except DBAPIError:
+            raise  # the transaction is rolled back and every event of the batch runs alone
+        except Exception as exc:
+            log.exception("batched ingest failed; the batch's events are applied one by one")
+            raise _RunAlone from exc
 
     async def _one(self, session: AsyncSession, item: _Pending) -> service.Accepted | Exception | None:
         """One event in its own savepoint: its refs, or the error it alone gets; None to run it again alone."""

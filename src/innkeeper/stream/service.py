@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core import events
 from innkeeper.core.clock import Clock
-from innkeeper.core.ids import new_ref
+from innkeeper.core.errors import InnkeeperError
+from innkeeper.core.ids import is_ref, new_ref
 from innkeeper.guests import identity
 from innkeeper.guests import service as guests
 from innkeeper.orders import service as orders
@@ -160,24 +162,7 @@ async def ingest(session: AsyncSession, ctx: StreamContext, message: Any, *, raw
     pos_name = pos_name or ctx.default_pos
 
     event = Event(
-        ref=new_ref(),
-        type=event_type,
-        browser_ref=browser.ref,
-        guest_ref=browser.guest_ref,
-        channel=channel,
-        point_of_sale=pos_name,
-        language=_text(message, "language", 8),
-        currency=_text(message, "currency", 8),
-        page=_text(message, "page", 2000),
-        client_key=ctx.client_key,
-        created_at=now,
-        modified_at=now,
-        processing_status="SUCCESS",
-        warnings=[],
-        transport=ctx.transport,
-        user_agent=ctx.user_agent[:1000] if ctx.user_agent else None,
-        client_requested_at=_text(message, "requested_at", 40),
-        raw=raw,
+        **_event_values(ctx, message, event_type, browser.ref, browser.guest_ref, channel, pos_name, now, raw)
     )
     outcome = await _process(session, ctx, message, event, browser, pos_name, clock=clock)
     if outcome.failure:
@@ -194,6 +179,252 @@ async def ingest(session: AsyncSession, ctx: StreamContext, message: Any, *, raw
     if event_type == "FORCE_CLOSE" and outcome.failure is None:
         await sessions.close_browser_sessions(session, browser.ref, reason="FORCE_CLOSE", clock=clock)
     return Accepted(browser.ref, browser.guest_ref, event.ref)
+
+
+def _event_values(
+    ctx: StreamContext,
+    message: dict[str, Any],
+    event_type: str,
+    browser_ref: str,
+    guest_ref: str,
+    channel: str,
+    pos_name: str | None,
+    now: datetime,
+    raw: str,
+) -> dict[str, Any]:
+    """A new event's columns, before its session and outcome are known (both ingest paths)."""
+    return {
+        "ref": new_ref(),
+        "type": event_type,
+        "browser_ref": browser_ref,
+        "guest_ref": guest_ref,
+        "session_ref": None,
+        "channel": channel,
+        "point_of_sale": pos_name,
+        "language": _text(message, "language", 8),
+        "currency": _text(message, "currency", 8),
+        "page": _text(message, "page", 2000),
+        "client_key": ctx.client_key,
+        "created_at": now,
+        "modified_at": now,
+        "processing_status": "SUCCESS",
+        "failure_reason": None,
+        "warnings": [],
+        "transport": ctx.transport,
+        "user_agent": ctx.user_agent[:1000] if ctx.user_agent else None,
+        "client_requested_at": _text(message, "requested_at", 40),
+        "raw": raw,
+    }
+
+
+# --- the batched path ---------------------------------------------------------------------
+# Most events are a VIEW or an ADD of a known browser, in its OPEN session or opening it, and an
+# IDENTITY mostly confirms or adds the browser's own guest's identifiers. The group commit hands such
+# events of a batch to ingest_batch, which applies them together with a few statements for the whole
+# batch (lock the browsers, read their open sessions, write the sessions, insert the events; for
+# IDENTITY, read and write the guests and identifiers) instead of five to ten per event. Everything
+# else (a timed-out session, a merge or a switch of guest, checkout, custom types that trigger flows,
+# errors) takes ingest() one event at a time. The two paths share validate(), _event_values(),
+# sessions.touch() and the identity rules; tests compare what they store.
+
+BATCHED_TYPES = frozenset({"VIEW", "ADD", "SEARCH", "SELECT", "CONFIRM", "CLEAR_CART", "IDENTITY"})
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One event of a group-commit batch, as received."""
+
+    ctx: StreamContext
+    message: Any
+    raw: str
+
+
+def batchable_browser(item: Incoming) -> str | None:
+    """The (lower-case) browser ref of an event :func:`ingest_batch` may apply, else None.
+
+    Only a well-formed event of a :data:`BATCHED_TYPES` type naming its channel and point of sale
+    qualifies; whether its browser and session allow it is decided with the database.
+    """
+    message = item.message
+    if not isinstance(message, dict):
+        return None
+    event_type = message.get("type")
+    if not isinstance(event_type, str) or event_type not in BATCHED_TYPES:
+        return None
+    try:
+        _, browser_id = validate(message, production=item.ctx.production)
+        reject_nul(message, item.raw)
+        validate_ext(message)
+    except InnkeeperError:
+        return None
+    if _text(message, "channel", 40) is None or _text(message, "pos", 100) is None:
+        return None  # inherited from the latest open session or a default: ingest() decides
+    ref = browser_id.lower()
+    return ref if is_ref(ref) else None
+
+
+def batch_candidates(items: list[Incoming]) -> tuple[dict[str, list[int]], set[str]]:
+    """The browsers whose events all qualify for :func:`ingest_batch` (ref → their items' indexes, in
+    order), and the (lower-case) browser ids of the other events."""
+    candidates: dict[str, list[int]] = {}
+    others: set[str] = set()
+    for index, item in enumerate(items):
+        ref = batchable_browser(item)
+        if ref is not None:
+            candidates.setdefault(ref, []).append(index)
+        elif isinstance(item.message, dict) and isinstance(item.message.get("browser_id"), str):
+            others.add(item.message["browser_id"].strip().lower())
+    for ref in others:
+        candidates.pop(ref, None)
+    return candidates, others
+
+
+async def ingest_batch(
+    session: AsyncSession,
+    items: list[Incoming],
+    *,
+    clock: Clock,
+    candidates: tuple[dict[str, list[int]], set[str]] | None = None,
+) -> list[Accepted | None]:
+    """Apply the common events of a batch together; for each item its refs, or None when it must go
+    through :func:`ingest` (after this, in the same transaction).
+
+    An event is applied here when its browser is live, its point of sale exists, and its OPEN session for
+    (browser, channel, point of sale) has not timed out and belongs to the browser's guest, or there is
+    none yet: then all it does is open that session (as :func:`sessions.session_for_event` would, the
+    guest and browser marked seen), :func:`sessions.touch` it and store the event, exactly what
+    :func:`ingest` does. An IDENTITY also qualifies when it leaves the browser with its own guest
+    (:func:`identity.resolve_own`; one per browser and batch). A browser is taken whole or not at all, so
+    its events keep their order. Every browser of the batch is locked here, in ref order (as ingest()
+    would lock each), and then the guests of its IDENTITY events.
+    ``candidates`` is :func:`batch_candidates` of ``items`` when the caller has it already.
+    """
+    results: list[Accepted | None] = [None] * len(items)
+    by_browser, others = candidates if candidates is not None else batch_candidates(items)
+    if not by_browser:
+        return results
+    browsers = await guests.lock_live_browsers(session, sorted({*by_browser, *(ref for ref in others if is_ref(ref))}))
+    live = [ref for ref in by_browser if ref in browsers]
+    claims = await _identity_claims(session, items, by_browser, browsers, live, clock=clock)
+    live = sorted(
+        ref for ref in live if all(items[i].message["type"] != "IDENTITY" for i in by_browser[ref]) or ref in claims
+    )
+    found = {
+        (row.browser_ref, row.channel, row.point_of_sale): row for row in await sessions.open_of_browsers(session, live)
+    }
+    opened: list[dict[str, Any]] = []
+    touched: dict[str, sessions.OpenSession] = {}
+    rows: list[dict[str, Any]] = []
+    seen: list[tuple[str, str, datetime]] = []
+    confirmed: list[identity.Confirmed] = []
+    for ref in live:
+        plan = await _plan_browser(session, items, ref, by_browser[ref], browsers[ref], found, clock=clock)
+        if plan is None:
+            continue
+        if ref in claims:
+            confirmed.append(claims[ref])
+        for step in plan:
+            item = items[step.index]
+            row, pos, now = step.row, step.pos, step.now
+            if step.opens is not None:
+                opened.append(step.opens)
+                seen.append((row.guest_ref, ref, now))
+            message = item.message
+            event_type = message["type"]
+            values = _event_values(
+                item.ctx, message, event_type, ref, row.guest_ref, row.channel, pos.name, now, item.raw
+            )
+            values["session_ref"] = row.ref
+            values["warnings"] = list(claims[ref].warnings) if event_type == "IDENTITY" else []
+            values["warnings"] += sessions.touch(
+                row, message=message, event_type=event_type, timeout_minutes=pos.timeout_minutes, now=now
+            )
+            touched[row.ref] = row
+            rows.append(values)
+            results[step.index] = Accepted(ref, row.guest_ref, values["ref"])
+    # A session opened here is inserted as its events left it; the others are updated.
+    for values in opened:
+        row = touched.pop(values["ref"])
+        values.update({name: getattr(row, name) for name in sessions.TOUCHED_FIELDS})
+    await sessions.record_batch(session, opened=opened, touched=list(touched.values()), events=rows)
+    if seen:
+        await guests.seen_many(session, seen)
+    if confirmed:
+        await identity.store_own(session, confirmed, now=clock.now())
+    return results
+
+
+async def _identity_claims(
+    session: AsyncSession,
+    items: list[Incoming],
+    by_browser: dict[str, list[int]],
+    browsers: dict[str, str],
+    live: list[str],
+    *,
+    clock: Clock,
+) -> dict[str, identity.Confirmed]:
+    """The batch's IDENTITY events that leave their browser with its own guest (one per browser), resolved
+    (:func:`identity.resolve_own`); any other IDENTITY sends its browser to :func:`ingest`."""
+    wanted = []
+    for ref in live:
+        mine = [i for i in by_browser[ref] if items[i].message["type"] == "IDENTITY"]
+        if len(mine) == 1:
+            wanted.append((ref, items[mine[0]].message))
+    if not wanted:
+        return {}
+    settings = await tenant.get_tenant(session)
+    providers = {str(rule.get("provider")) for rule in settings.identity_rules} or None
+    claims = [
+        identity.Claim(ref, browsers[ref], identity.parse_identity(message, email_fallback=settings.email_fallback))
+        for ref, message in wanted
+    ]
+    return await identity.resolve_own(session, claims, providers=providers, now=clock.now())
+
+
+@dataclass(slots=True)
+class _Step:
+    """One event of the batched path: its item, session (found or opened by it), point of sale and time."""
+
+    index: int
+    row: sessions.OpenSession
+    pos: Any
+    now: datetime
+    opens: dict[str, Any] | None  # the new session's columns when this event opens it
+
+
+async def _plan_browser(
+    session: AsyncSession,
+    items: list[Incoming],
+    browser_ref: str,
+    indexes: list[int],
+    guest_ref: str,
+    found: dict[tuple[str, str, str], sessions.OpenSession],
+    *,
+    clock: Clock,
+) -> list[_Step] | None:
+    """Each event of one browser with its session, point of sale and time, or None when any of them
+    needs :func:`ingest` (a timed-out session, another guest's, an unknown point of sale)."""
+    plan: list[_Step] = []
+    mine: dict[tuple[str, str, str], sessions.OpenSession] = {}
+    for index in indexes:
+        item = items[index]
+        message = item.message
+        pos = await tenant.resolve_pos(session, message["pos"][:100], auto_create=False, clock=clock)
+        if pos is None:
+            return None
+        key = (browser_ref, message["channel"][:40], pos.name)
+        now = clock.now()
+        row = mine.get(key) or found.get(key)
+        opens = None
+        if row is None:
+            info = sessions.PosInfo(pos.name, pos.timeout_minutes, pos.language, pos.currency_code)
+            opens = sessions.new_session_values(browser_ref, guest_ref, key[1], info, item.ctx.user_agent, now)
+            row = sessions.OpenSession(**{name: opens[name] for name in sessions.OPEN_FIELDS})
+        elif row.guest_ref != guest_ref or now - row.last_activity_at > timedelta(minutes=pos.timeout_minutes):
+            return None
+        mine[key] = row
+        plan.append(_Step(index, row, pos, now, opens))
+    return plan
 
 
 async def _process(
