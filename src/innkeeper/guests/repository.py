@@ -181,6 +181,20 @@ class GuestRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def live_guest_of_browser(self, browser_ref: str) -> tuple[Guest, str] | None:
+        """The live guest of a browser that is not deleted, and the browser's ref: one query (callFlows)."""
+        row = (await self.session.execute(_LIVE_GUEST_OF_BROWSER, {"ref": browser_ref})).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def identifier_pairs(self, guest_ref: str) -> list[tuple[str, str]]:
+        """The guest's ``(provider, value)`` identifiers in the order :meth:`identifiers_of` gives them."""
+        rows = await self.session.execute(_IDENTIFIER_PAIRS, {"guest_ref": guest_ref})
+        return [(provider, value) for provider, value in rows.all()]
+
+    async def extension_rows(self, guest_ref: str) -> list[Any]:
+        """Plain ``(name, key, data)`` rows of the guest's data extensions, in name order."""
+        return list((await self.session.execute(_EXTENSION_ROWS, {"guest_ref": guest_ref})).all())
+
     async def search(self, query: GuestQuery, *, offset: int, limit: int) -> list[Guest]:
         """Live guests matching every given filter, newest (or oldest) first."""
         stmt = self._search(select(Guest), query).offset(offset).limit(limit)
@@ -432,3 +446,29 @@ class GuestBatchRepository(GuestRepository):
 
     async def batch_delete_extension(self, row: GuestExtension) -> None:
         await self.session.delete(row)
+
+
+# What personalization reads of a guest per callFlows (its profile by browser, identifiers, data extensions):
+# statements built once, identifiers and extensions as plain rows.
+_LIVE_GUEST_OF_BROWSER = (
+    select(Guest, Browser.ref)
+    .join(Browser, Browser.guest_ref == Guest.ref)
+    .where(
+        Browser.ref == bindparam("ref"),
+        Browser.deleted_at.is_(None),
+        Guest.deleted_at.is_(None),
+        Guest.guest_type != "retired",
+    )
+)
+_IDENTIFIERS = cast(Table, GuestIdentifier.__table__)
+_IDENTIFIER_PAIRS = (
+    select(_IDENTIFIERS.c.provider, _IDENTIFIERS.c.value)
+    .where(_IDENTIFIERS.c.guest_ref == bindparam("guest_ref"))
+    .order_by(_IDENTIFIERS.c.id)
+)
+_EXTENSIONS = cast(Table, GuestExtension.__table__)
+_EXTENSION_ROWS = (
+    select(_EXTENSIONS.c.name, _EXTENSIONS.c.key, _EXTENSIONS.c.data)
+    .where(_EXTENSIONS.c.guest_ref == bindparam("guest_ref"))
+    .order_by(_EXTENSIONS.c.name)
+)

@@ -216,6 +216,25 @@ async def find_live_guest(
     return None
 
 
+async def live_guest_of_browser(session: AsyncSession, browser_id: str) -> tuple[Guest, str] | None:
+    """The live guest of a browser id and the browser's ref, in one query: None when the id is not a
+    reference, or the browser or its guest is unknown, deleted or retired (``get_browser`` then
+    ``get_guest`` would raise)."""
+    if not isinstance(browser_id, str) or not is_ref(browser_id):
+        return None
+    return await GuestRepository(session).live_guest_of_browser(browser_id.lower())
+
+
+async def identifier_pairs(session: AsyncSession, guest_ref: str) -> list[tuple[str, str]]:
+    """The guest's ``(provider, value)`` identifiers, in ``identifiers_of`` order, as plain tuples."""
+    return await GuestRepository(session).identifier_pairs(guest_ref)
+
+
+async def extension_rows(session: AsyncSession, guest_ref: str) -> list[Any]:
+    """The guest's data extensions as plain ``(name, key, data)`` rows, in name order (``extensions_of``)."""
+    return sorted(await GuestRepository(session).extension_rows(guest_ref), key=lambda row: row.name)
+
+
 async def identified_refs(session: AsyncSession, refs: list[str]) -> set[str]:
     """The refs among ``refs`` of live guests that are identified (``customer``): one query for a
     whole batch, the set-based form of ``find_live_guest(ref=…).guest_type == "customer"``."""

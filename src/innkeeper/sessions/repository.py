@@ -320,6 +320,29 @@ class SessionRepository:
         stmt = select(*columns).where(Event.session_ref.in_(session_refs)).order_by(Event.created_at, Event.ref)
         return list((await self.session.execute(stmt)).all())
 
+    async def context_sessions(self, guest_ref: str, *, limit: int) -> list[Any]:
+        """Plain rows of ``CONTEXT_SESSION_COLUMNS`` of the guest's newest sessions, newest first."""
+        params = {"guest_ref": guest_ref, "limit": limit}
+        return list((await self.session.execute(_CONTEXT_SESSIONS_OF_GUEST, params)).all())
+
+    async def context_latest_open(self, browser_ref: str) -> Any | None:
+        """The plain row (``CONTEXT_SESSION_COLUMNS``) of the browser's most recently active OPEN session."""
+        return (await self.session.execute(_CONTEXT_LATEST_OPEN, {"browser_ref": browser_ref})).first()
+
+    async def context_events(self, session_refs: list[str], *, with_raw: bool) -> list[Any]:
+        """Plain rows of ``CONTEXT_EVENT_COLUMNS`` (and ``raw`` when asked) of these sessions' events, oldest
+        first: what :meth:`event_rows_of_sessions` reads, by a statement built once."""
+        if not session_refs:
+            return []
+        stmt = _CONTEXT_EVENTS_RAW if with_raw else _CONTEXT_EVENTS
+        return list((await self.session.execute(stmt, {"refs": session_refs})).all())
+
+    async def open_key_row(self, browser_ref: str, channel: str, pos: str) -> Any | None:
+        """``(ref, guest_ref, last_activity_at)`` of the OPEN session of this key as stored, locked like
+        :meth:`open_for_key` locks it; no ORM object."""
+        params = {"browser_ref": browser_ref, "channel": channel, "pos": pos}
+        return (await self.session.execute(_OPEN_KEY_ROW, params)).first()
+
     async def events_for_guest(
         self, guest_ref: str, *, status: str | None, start: datetime | None, end: datetime | None, limit: int
     ) -> list[Event]:
@@ -419,6 +442,76 @@ class SessionRepository:
         )
         stmt = select(Event).where(Event.ref == ref, or_(Event.guest_ref == guest_ref, in_own_session))
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+# What personalization reads of a guest's sessions and their events (the guest context of callFlows): plain
+# rows of only the columns it uses, by statements built once (building a select and its cache key per call
+# cost as much as running it; ORM objects cost more than both).
+_CONTEXT_SESSION_TABLE = cast(Table, Session.__table__)
+CONTEXT_SESSION_COLUMNS = (
+    "ref",
+    "browser_ref",
+    "channel",
+    "point_of_sale",
+    "origin",
+    "status",
+    "close_reason",
+    "started_at",
+    "last_activity_at",
+    "ended_at",
+    "language",
+    "currency_code",
+    "cart",
+    "cart_type",
+    "abandoned_revenue",
+    "value",
+    "utm",
+    "referrer",
+    "device",
+    "session_data",
+)
+_CONTEXT_SESSION_SELECT = select(*(_CONTEXT_SESSION_TABLE.c[name] for name in CONTEXT_SESSION_COLUMNS))
+_CONTEXT_SESSIONS_OF_GUEST = (
+    _CONTEXT_SESSION_SELECT.where(_CONTEXT_SESSION_TABLE.c.guest_ref == bindparam("guest_ref"))
+    .order_by(_CONTEXT_SESSION_TABLE.c.started_at.desc(), _CONTEXT_SESSION_TABLE.c.ref)
+    .limit(bindparam("limit"))
+)
+_CONTEXT_LATEST_OPEN = (
+    _CONTEXT_SESSION_SELECT.where(
+        _CONTEXT_SESSION_TABLE.c.browser_ref == bindparam("browser_ref"), _CONTEXT_SESSION_TABLE.c.status == OPEN
+    )
+    .order_by(_CONTEXT_SESSION_TABLE.c.last_activity_at.desc())
+    .limit(1)
+)
+_CONTEXT_EVENT_TABLE = cast(Table, Event.__table__)
+CONTEXT_EVENT_COLUMNS = (
+    "ref",
+    "session_ref",
+    "type",
+    "channel",
+    "point_of_sale",
+    "created_at",
+    "page",
+    "language",
+    "currency",
+    "processing_status",
+)
+_CONTEXT_EVENTS = (
+    select(*(_CONTEXT_EVENT_TABLE.c[name] for name in CONTEXT_EVENT_COLUMNS))
+    .where(_CONTEXT_EVENT_TABLE.c.session_ref.in_(bindparam("refs", expanding=True)))
+    .order_by(_CONTEXT_EVENT_TABLE.c.created_at, _CONTEXT_EVENT_TABLE.c.ref)
+)
+_CONTEXT_EVENTS_RAW = _CONTEXT_EVENTS.add_columns(_CONTEXT_EVENT_TABLE.c.raw)
+_OPEN_KEY_ROW = (
+    select(_CONTEXT_SESSION_TABLE.c.ref, _CONTEXT_SESSION_TABLE.c.guest_ref, _CONTEXT_SESSION_TABLE.c.last_activity_at)
+    .where(
+        _CONTEXT_SESSION_TABLE.c.browser_ref == bindparam("browser_ref"),
+        _CONTEXT_SESSION_TABLE.c.channel == bindparam("channel"),
+        _CONTEXT_SESSION_TABLE.c.point_of_sale == bindparam("pos"),
+        _CONTEXT_SESSION_TABLE.c.status == OPEN,
+    )
+    .with_for_update()
+)
 
 
 def iso_text(dialect: str, column: Any) -> Any:

@@ -495,6 +495,39 @@ async def event_rows_of_sessions(session: AsyncSession, session_refs: list[str],
     return await SessionRepository(session).event_rows_of_sessions(session_refs, with_raw=with_raw)
 
 
+async def context_sessions(session: AsyncSession, guest_ref: str, *, limit: int) -> list[Any]:
+    """The guest's newest sessions first, as plain rows of ``CONTEXT_SESSION_COLUMNS`` (named like the
+    ``Session`` attributes): what the personalization guest context reads, without ORM objects."""
+    return await SessionRepository(session).context_sessions(guest_ref, limit=limit)
+
+
+async def context_latest_open(session: AsyncSession, browser_ref: str) -> Any | None:
+    """``latest_open`` as a plain row of ``CONTEXT_SESSION_COLUMNS``, or None."""
+    return await SessionRepository(session).context_latest_open(browser_ref)
+
+
+async def context_events(session: AsyncSession, session_refs: list[str], *, with_raw: bool) -> list[Any]:
+    """``event_rows_of_sessions`` by a prebuilt statement: plain rows of ``CONTEXT_EVENT_COLUMNS`` (then ``raw``
+    when asked), oldest first."""
+    return await SessionRepository(session).context_events(session_refs, with_raw=with_raw)
+
+
+async def joinable_open_session(
+    session: AsyncSession, *, browser_ref: str, guest_ref: str, channel: str, pos: PosInfo, clock: Clock
+) -> str | None:
+    """The ref of the OPEN session an event of ``guest_ref`` joins unchanged: the browser's session of this
+    channel and point of sale when it has not timed out and is the guest's already (``session_for_event``
+    returns it then and changes nothing), read as stored, without an ORM object, and locked as
+    ``session_for_event`` locks it. None otherwise: ``session_for_event`` closes, reassigns or opens."""
+    row = await SessionRepository(session).open_key_row(browser_ref, channel, pos.name)
+    if row is None:
+        return None
+    ref, owner, last_activity_at = row
+    if owner != guest_ref or clock.now() - last_activity_at > timedelta(minutes=pos.timeout_minutes):
+        return None
+    return str(ref)
+
+
 async def get_session(session: AsyncSession, ref: str) -> Session | None:
     """One session by ref (None when unknown)."""
     return await SessionRepository(session).get(ref)

@@ -27,7 +27,7 @@ from innkeeper.http.schemas import error_responses
 from innkeeper.personalize.experiences import results, service
 from innkeeper.personalize.experiences.calls import CallRequest, parse_call
 from innkeeper.personalize.experiences.errors import CallFlowsInvalid, FlowInvalid
-from innkeeper.personalize.experiences.execution import CallResult, Options, execute
+from innkeeper.personalize.experiences.execution import CallResult, Options, finish, prepare
 from innkeeper.tenant import service as tenant
 from innkeeper.tenant.models import ApiToken
 
@@ -141,7 +141,12 @@ async def _call(request: StarletteRequest, *, cloud: bool, flow_ref: str | None 
         )
 
         async def work(session: AsyncSession) -> CallResult:
-            return await execute(session, call, clock=runtime.clock, options=options)
+            prepared = await prepare(session, call, clock=runtime.clock, options=options)
+            if prepared.runs_js:
+                # Custom JavaScript runs in a worker thread for milliseconds: end the read-only transaction so
+                # the connection (SQLite's only one) serves other calls meanwhile; the writes take a second one.
+                await session.commit()
+            return await finish(session, prepared, clock=runtime.clock, options=options)
 
         result = await in_transaction(runtime.sessions, work)
     except _Reject as exc:

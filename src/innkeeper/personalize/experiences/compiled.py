@@ -46,6 +46,13 @@ class CompiledFlow:
     # Triggered flows: variant ref → {"connectionRef", "headers"?} (§5.1).
     destinations: Mapping[str, dict[str, Any]]
 
+    @property
+    def runs_js(self) -> bool:
+        """Whether a run may evaluate custom JavaScript (the audience's or a variant's rules)."""
+        return self.audience.uses_js or any(
+            variant.rules is not None and variant.rules.uses_js for variant in self.variants.values()
+        )
+
     def summary(self) -> dict[str, Any]:
         """The ``flow`` object of the template data model and condition globals."""
         return {

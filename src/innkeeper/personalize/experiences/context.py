@@ -24,7 +24,7 @@ _decoder = msgspec.json.Decoder()
 MAX_SESSIONS = 50
 MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
-# The columns of ``sessions.event_rows_of_sessions`` an event is built from, in the order ``_event`` takes them.
+# The columns of ``sessions.context_events`` an event is built from, in the order ``_event`` takes them.
 _EVENT_COLUMNS = (
     "ref",
     "session_ref",
@@ -36,6 +36,29 @@ _EVENT_COLUMNS = (
     "language",
     "currency",
     "processing_status",
+)
+# The columns of ``sessions.context_sessions`` a session is built from, in the order ``_session`` takes them.
+_SESSION_COLUMNS = (
+    "ref",
+    "browser_ref",
+    "channel",
+    "point_of_sale",
+    "origin",
+    "status",
+    "close_reason",
+    "started_at",
+    "last_activity_at",
+    "ended_at",
+    "language",
+    "currency_code",
+    "cart",
+    "cart_type",
+    "abandoned_revenue",
+    "value",
+    "utm",
+    "referrer",
+    "device",
+    "session_data",
 )
 # Event fields that are not "arbitrary data" (cdp.md event model).
 _STANDARD_EVENT_FIELDS = frozenset(
@@ -63,9 +86,9 @@ async def guest_context(
     session: AsyncSession, guest: Guest, *, needs: Iterable[str], max_sessions: int = MAX_SESSIONS
 ) -> dict[str, Any]:
     needs = set(needs)
-    identifiers = await guests.identifiers_of(session, guest.ref)
-    extensions = await guests.extensions_of(session, guest.ref)
-    data_extensions = [{"name": row.name, "key": row.key, "values": dict(row.data)} for row in extensions]
+    identifiers = await guests.identifier_pairs(session, guest.ref)
+    extensions = await guests.extension_rows(session, guest.ref)
+    data_extensions = [{"name": name, "key": key, "values": dict(data)} for name, key, data in extensions]
     context: dict[str, Any] = {
         "ref": guest.ref,
         "guestType": (guest.guest_type or "visitor").lower(),
@@ -83,7 +106,7 @@ async def guest_context(
         "language": guest.language,
         "firstSeen": guest.first_seen,
         "lastSeen": guest.last_seen,
-        "identifiers": [{"provider": row.provider, "id": row.value} for row in identifiers],
+        "identifiers": [{"provider": provider, "id": value} for provider, value in identifiers],
         "dataExtensions": data_extensions,
         "extensions": data_extensions,
         "segmentMemberships": [],
@@ -98,9 +121,9 @@ async def guest_context(
 
 
 async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_data: bool) -> list[dict[str, Any]]:
-    rows = await sessions.recent_for_guest(session, guest_ref, limit=limit)
+    rows = await sessions.context_sessions(session, guest_ref, limit=limit)
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    found = await sessions.event_rows_of_sessions(session, [item.ref for item in rows], with_raw=event_data)
+    found = await sessions.context_events(session, [item.ref for item in rows], with_raw=event_data)
     if found:
         # A guest has thousands of events: read each row's columns by position, found once by name.
         fields = list(found[0]._fields)
@@ -109,7 +132,15 @@ async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_
         for row in found:
             values = columns(row)
             events[values[1]].append(_event(values, row[raw_at] if event_data else None))
-    return [session_dict(row, events[row.ref][-MAX_EVENTS_PER_SESSION:]) for row in rows]
+    if not rows:
+        return []
+    fields = list(rows[0]._fields)
+    columns = itemgetter(*(fields.index(name) for name in _SESSION_COLUMNS))
+    out = []
+    for row in rows:
+        values = columns(row)
+        out.append(_session(values, events[values[0]][-MAX_EVENTS_PER_SESSION:]))
+    return out
 
 
 async def session_with_events(session: AsyncSession, session_ref: str) -> dict[str, Any] | None:
@@ -171,6 +202,57 @@ def _arbitrary(raw: str) -> dict[str, Any]:
     if not isinstance(message, dict):
         return {}
     return {key: value for key, value in message.items() if key not in _STANDARD_EVENT_FIELDS}
+
+
+def _session(columns: tuple[Any, ...], event_dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``session_dict`` of a plain row's ``_SESSION_COLUMNS`` (its JSON values are the row's own, not copied)."""
+    (
+        ref,
+        browser_ref,
+        channel,
+        pos,
+        origin,
+        status,
+        close_reason,
+        started_at,
+        last_activity_at,
+        ended_at,
+        language,
+        currency_code,
+        cart,
+        cart_type,
+        abandoned_revenue,
+        value,
+        utm,
+        referrer,
+        device,
+        session_data,
+    ) = columns
+    return {
+        "ref": ref,
+        "sessionType": sessions.session_type(channel),
+        "channel": channel,
+        "status": status,
+        "pointOfSale": pos,
+        "browserRef": browser_ref,
+        "origin": origin,
+        "startedAt": started_at,
+        "endedAt": ended_at,
+        "duration": sessions.duration(started_at, ended_at or last_activity_at),
+        "language": language,
+        "currencyCode": currency_code,
+        "cartType": cart_type,
+        "cart": cart if type(cart) is list else list(cart or []),
+        "abandonedRevenue": abandoned_revenue or 0,
+        "value": value,
+        "utm": utm if type(utm) is dict else dict(utm or {}),
+        "referrer": referrer,
+        "device": device if type(device) is dict else dict(device or {}),
+        "closeReason": close_reason,
+        "sessionData": session_data if type(session_data) is dict else dict(session_data or {}),
+        "events": event_dicts,
+        "interactions": event_dicts,
+    }
 
 
 def session_dict(row: Session, event_dicts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.clock import Clock
-from innkeeper.core.errors import NotFound
 from innkeeper.core.ids import new_ref
 from innkeeper.guests import service as guests
 from innkeeper.guests.service import Guest
@@ -69,38 +68,104 @@ class Options:
     budget_seconds: float = 1.5
 
 
-async def execute(session: AsyncSession, call: CallRequest, *, clock: Clock, options: Options) -> CallResult:
-    """Run one flow for one guest inside the caller's transaction; the answer is sent after commit."""
+@dataclass(slots=True)
+class Prepared:
+    """A call after its reads (:func:`prepare`): the guest, the flow to run, and what its conditions and
+    template read, or the outcome when there is nothing to run."""
+
+    call: CallRequest
+    started: float
+    pos_name: str | None
+    guest: _Guest
+    flow_ref: str | None
+    compiled: CompiledFlow | None
+    result: CallResult | None
+    stored: Any
+    # When the run (context, conditions, assignment, template) started, and its event-loop deadline.
+    run_started: float = 0.0
+    deadline: float = 0.0
+    context: ConditionContext | None = None
+    timed_out: bool = False
+
+    @property
+    def runs_js(self) -> bool:
+        """Whether the run still ahead may evaluate custom JavaScript (in a worker thread, for milliseconds)."""
+        return self.compiled is not None and self.result is None and not self.timed_out and self.compiled.runs_js
+
+
+async def prepare(session: AsyncSession, call: CallRequest, *, clock: Clock, options: Options) -> Prepared:
+    """The reads of a call: resolve the guest, select the flow, load the guest context the flow reads.
+
+    Nothing is written: the caller may end the transaction before :func:`finish` (callFlows does when the
+    run evaluates JavaScript, so that no connection is held while it runs).
+    """
     started = time.perf_counter()
     pos_name = call.point_of_sale or options.default_pos
     guest = await _resolve_guest(session, call)
     flow_ref, compiled, result, stored = await _select(session, call, pos_name, guest, clock=clock)
+    prepared = Prepared(call, started, pos_name, guest, flow_ref, compiled, result, stored)
+    if compiled is None:
+        return prepared
+    prepared.run_started = time.perf_counter()
+    prepared.deadline = asyncio.get_running_loop().time() + options.budget_seconds
+    try:
+        async with asyncio.timeout_at(prepared.deadline):
+            await _load(session, prepared, clock=clock, options=options)
+    except TimeoutError:
+        prepared.timed_out = True
+    return prepared
+
+
+async def finish(session: AsyncSession, prepared: Prepared, *, clock: Clock, options: Options) -> CallResult:
+    """Run the prepared flow (conditions, sticky assignment, template) and record the call (the new
+    assignment, the exposure and the execution row) in ``session``'s transaction; the answer is sent after
+    commit. When the reads were committed first, a new assignment that another call stored meanwhile fails
+    its insert (primary key) as it does in one transaction: the call runs again from :func:`prepare` and
+    uses the stored one."""
+    call, compiled, result = prepared.call, prepared.compiled, prepared.result
     assignment: dict[str, Any] | None = None
-    if compiled is not None:
-        guest_ref, browser_ref = guest.row.ref if guest.row else None, guest.browser_ref
+    if compiled is not None and not prepared.timed_out:
         try:
-            run_started = time.perf_counter()
-            async with asyncio.timeout(options.budget_seconds):
-                result, assignment = await _run(
-                    session, call, compiled, guest, pos_name, stored, clock=clock, options=options
-                )
+            if result is None:
+                async with asyncio.timeout_at(prepared.deadline):
+                    result, assignment = await _run(session, prepared, clock=clock, options=options)
             # A run that never yields to the event loop (the in-loop SQLite driver answers without
             # suspending) cannot be interrupted by the timeout: it is judged when it returns.
-            if time.perf_counter() - run_started > options.budget_seconds:
+            if time.perf_counter() - prepared.run_started > options.budget_seconds:
                 raise TimeoutError
         except TimeoutError:
-            # Fail open (§11.2): drop whatever the run wrote, answer {} and keep the execution row.
-            await session.rollback()
-            result = CallResult("error", error="TIME_BUDGET", flow_ref=flow_ref)
-            await ExecutionRepository(session).insert(
-                _execution_row(
-                    call, result, flow_ref, compiled.revision, guest_ref, browser_ref, pos_name, started, clock
-                )
+            prepared.timed_out = True
+    if compiled is not None and prepared.timed_out:
+        # Fail open (§11.2): drop whatever the run wrote, answer {} and keep the execution row.
+        guest_ref = prepared.guest.row.ref if prepared.guest.row else None  # read before the rollback expires it
+        await session.rollback()
+        result = CallResult("error", error="TIME_BUDGET", flow_ref=prepared.flow_ref)
+        await ExecutionRepository(session).insert(
+            _execution_row(
+                call,
+                result,
+                prepared.flow_ref,
+                compiled.revision,
+                guest_ref,
+                prepared.guest.browser_ref,
+                prepared.pos_name,
+                prepared.started,
+                clock,
             )
-            return result
+        )
+        return result
     assert result is not None
     await _record(
-        session, call, result, flow_ref, compiled, guest, pos_name, assignment=assignment, started=started, clock=clock
+        session,
+        call,
+        result,
+        prepared.flow_ref,
+        compiled,
+        prepared.guest,
+        prepared.pos_name,
+        assignment=assignment,
+        started=prepared.started,
+        clock=clock,
     )
     return result
 
@@ -161,11 +226,7 @@ async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
 
 async def browser_guest(session: AsyncSession, browser_id: str) -> tuple[Guest, str] | None:
     """The live guest of a browser id, and the browser's ref; None when either is unknown or deleted."""
-    try:
-        browser = await guests.get_browser(session, browser_id)
-        return await guests.get_guest(session, browser.guest_ref), browser.ref
-    except NotFound:
-        return None
+    return await guests.live_guest_of_browser(session, browser_id)
 
 
 async def _select(
@@ -250,34 +311,38 @@ def _eligibility(flow: Flow, call: CallRequest, pos_name: str | None, now: datet
     return None
 
 
-async def _run(
-    session: AsyncSession,
-    call: CallRequest,
-    flow: CompiledFlow,
-    guest: _Guest,
-    pos_name: str | None,
-    stored: Any,
-    *,
-    clock: Clock,
-    options: Options,
-) -> tuple[CallResult, dict[str, Any] | None]:
-    """The outcome, and the new sticky assignment row to store with the execution (None when there is none)."""
-    assignment: dict[str, Any] | None = None
+async def _load(session: AsyncSession, prepared: Prepared, *, clock: Clock, options: Options) -> None:
+    """The condition context of a run (the guest context the flow reads, the browser's open session)."""
+    assert prepared.compiled is not None
+    flow, guest = prepared.compiled, prepared.guest
     try:
         if guest.row is not None:
             context = await guest_context(session, guest.row, needs=flow.needs, max_sessions=options.context_sessions)
         else:
             context = transient_guest()
         current = await current_session(session, guest.browser_ref, context)
-        request = call.as_model(pos_name)
-        condition_context = ConditionContext(
+        request = prepared.call.as_model(prepared.pos_name)
+        prepared.context = ConditionContext(
             guest=context, request=request, now=clock.now(), session=current, flow=flow.summary()
         )
+    except Exception:
+        log.exception("flow %s failed", flow.friendly_id)
+        prepared.result = CallResult("error", error="INTERNAL_ERROR", flow_ref=flow.ref)
+
+
+async def _run(
+    session: AsyncSession, prepared: Prepared, *, clock: Clock, options: Options
+) -> tuple[CallResult, dict[str, Any] | None]:
+    """The outcome, and the new sticky assignment row to store with the execution (None when there is none)."""
+    flow, guest, condition_context = prepared.compiled, prepared.guest, prepared.context
+    assert flow is not None and condition_context is not None
+    assignment: dict[str, Any] | None = None
+    try:
         audience = await evaluate(flow.audience, condition_context)
         if not audience.passed:
             return CallResult("not_in_audience", flow_ref=flow.ref), None
         variant, allocated, assignment = await decide_assignment(
-            session, flow, guest.key or new_ref(), transient=guest.transient, clock=clock, stored=stored
+            session, flow, guest.key or new_ref(), transient=guest.transient, clock=clock, stored=prepared.stored
         )
         if not allocated or variant is None:
             return CallResult("not_allocated", flow_ref=flow.ref), assignment
@@ -308,7 +373,7 @@ async def current_session(
     """The browser's open session (from the guest ``context`` when it is there), or None."""
     if browser_ref is None:
         return None
-    row = await sessions.latest_open(session, browser_ref)
+    row = await sessions.context_latest_open(session, browser_ref)
     if row is None:
         return None
     for item in context.get("sessions") or []:
@@ -431,15 +496,21 @@ async def _track_exposure(
     if pos is None:
         return None
     info = sessions.PosInfo(pos.name, pos.timeout_minutes, pos.language, pos.currency_code)
-    row, _ = await sessions.session_for_event(
-        session,
-        browser_ref=guest.browser_ref,
-        guest_ref=guest.row.ref,
-        channel=call.channel,
-        pos=info,
-        user_agent=call.headers.get("user-agent"),
-        clock=clock,
+    # Nearly always the browser's session is open and the guest's: its ref is all the event needs.
+    session_ref = await sessions.joinable_open_session(
+        session, browser_ref=guest.browser_ref, guest_ref=guest.row.ref, channel=call.channel, pos=info, clock=clock
     )
+    if session_ref is None:
+        row, _ = await sessions.session_for_event(
+            session,
+            browser_ref=guest.browser_ref,
+            guest_ref=guest.row.ref,
+            channel=call.channel,
+            pos=info,
+            user_agent=call.headers.get("user-agent"),
+            clock=clock,
+        )
+        session_ref = row.ref
     now = clock.now()
     message = {
         "type": "TRACKING",
@@ -458,7 +529,7 @@ async def _track_exposure(
             type="TRACKING",
             browser_ref=guest.browser_ref,
             guest_ref=guest.row.ref,
-            session_ref=row.ref,
+            session_ref=session_ref,
             channel=call.channel,
             point_of_sale=pos.name,
             language=call.language,
@@ -475,7 +546,7 @@ async def _track_exposure(
             raw=msgspec.json.encode(message).decode(),
         ),
     )
-    return row.ref
+    return session_ref
 
 
 def template_model(
