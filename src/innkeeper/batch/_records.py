@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,9 @@ SCHEMA_MODES: dict[str, frozenset[str]] = {
 }
 RECORD_KEYS = frozenset({"ref", "schema", "mode", "value"})
 PARSE_ERROR = ("400", "Failed to parse import line")
+
+# A line is decoded by msgspec (~2x faster than ``json``), and by ``json`` when msgspec refuses it.
+_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 LogEntry = tuple[str, str, str]  # (ref, code, message) of the error log
 
@@ -129,9 +133,13 @@ def _parse(number: int, raw: bytes | None) -> _Record | Outcome:
     if raw is None:
         return Outcome(number, False, ("null", *PARSE_ERROR))
     try:
-        record = json.loads(raw)
-    except ValueError:
-        return Outcome(number, False, ("null", *PARSE_ERROR))
+        record = _DECODER.decode(raw)
+    except msgspec.MsgspecError:
+        # msgspec refuses what ``json`` accepts (NaN, a BOM, lone surrogates, huge numbers): ask ``json``.
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return Outcome(number, False, ("null", *PARSE_ERROR))
     if not isinstance(record, dict):
         return Outcome(number, False, ("null", *PARSE_ERROR))
     ref = record.get("ref")
