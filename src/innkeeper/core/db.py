@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from innkeeper.core.checkpoint import Checkpointer
 from innkeeper.core.config import async_url
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    database = engine.url.database if engine.url.database not in (None, "", ":memory:") else None
+
     @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
+    def _connect(dbapi_connection: Any, record: Any) -> None:
         # Let us emit BEGIN ourselves (BEGIN IMMEDIATE below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -83,12 +86,21 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
-        # 64 MiB of page cache (default 2 MiB) and a checkpoint every ~40 MiB of WAL (default 4 MiB):
-        # big writers (the sweeper's batches, imports) rewrite the same random-key index pages again and
-        # again, and reads of thousands of rows (timelines) stay in memory.
+        # 64 MiB of page cache (default 2 MiB): big writers (the sweeper's batches, imports) rewrite the same
+        # random-key index pages again and again, and reads of thousands of rows (timelines) stay in memory.
         cursor.execute("PRAGMA cache_size=-65536")
-        cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        # Checkpoints run on a thread of their own (core.checkpoint), not inside a COMMIT; this connection
+        # checkpoints only should the WAL reach ~400 MiB (that thread stopped or fell behind).
+        cursor.execute("PRAGMA wal_autocheckpoint=100000")
         cursor.close()
+        if database:
+            record.info["checkpointer"] = Checkpointer(database).start()
+
+    @event.listens_for(engine.sync_engine.pool, "close")
+    def _close(_dbapi_connection: Any, record: Any) -> None:
+        checkpointer = record.info.pop("checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.stop()
 
     @event.listens_for(engine.sync_engine.pool, "reset")
     def _reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
