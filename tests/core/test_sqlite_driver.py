@@ -14,6 +14,18 @@ from innkeeper.core.config import async_url
 from innkeeper.core.db import create_engine, in_transaction, session_factory
 
 
+class _Ticker:
+    """Counts the turns of the event loop while it runs: how often the loop got to run anything else."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    async def run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0)
+
+
 @pytest.fixture(params=["sqlite", "sqlite+aiosqlite"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{request.param}:///{tmp_path / 'driver.db'}"
@@ -94,23 +106,17 @@ async def test_a_failed_commit_does_not_leave_the_only_connection_inside_its_tra
 async def test_the_in_loop_driver_answers_without_a_thread(tmp_path: Path) -> None:
     """A statement completes without the event loop running anything else in between."""
     engine = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
+    ticker = _Ticker()
 
     try:
         async with session_factory(engine)() as session:
             await session.execute(text("SELECT 1"))
-            task = asyncio.create_task(ticker())
+            task = asyncio.create_task(ticker.run())
             await asyncio.sleep(0)
-            before = ticks
+            before = ticker.ticks
             for _ in range(50):
                 await session.execute(text("SELECT 1"))
-            during = ticks - before
+            during = ticker.ticks - before
             task.cancel()
         assert during == 0
     finally:
@@ -125,13 +131,7 @@ async def test_a_commit_that_wrote_waits_off_the_loop_and_one_that_did_not_stays
     engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
     sessions = session_factory(engine)
     traced: list[tuple[str, str]] = []
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
+    ticker = _Ticker()
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         raw = dbapi_connection._connection._conn  # the sqlite3 connection under the adapter and our driver
@@ -142,19 +142,19 @@ async def test_a_commit_that_wrote_waits_off_the_loop_and_one_that_did_not_stays
         async with sessions() as session:
             await session.execute(text("CREATE TABLE t (v TEXT)"))
             await session.commit()
-        task = asyncio.create_task(ticker())
+        task = asyncio.create_task(ticker.run())
         await asyncio.sleep(0)
         async with sessions() as session:
             await session.execute(text("INSERT INTO t VALUES ('written')"))
             traced.clear()
-            before = ticks
+            before = ticker.ticks
             await session.commit()
-            during_write, write_commits = ticks - before, list(traced)
+            during_write, write_commits = ticker.ticks - before, list(traced)
             await session.execute(text("SELECT v FROM t"))
             traced.clear()
-            before = ticks
+            before = ticker.ticks
             await session.commit()
-            during_read, read_commits = ticks - before, list(traced)
+            during_read, read_commits = ticker.ticks - before, list(traced)
         task.cancel()
         loop_thread = threading.current_thread().name
         assert write_commits == [("sqlite-commit_0", "COMMIT")]

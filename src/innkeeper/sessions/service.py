@@ -17,6 +17,8 @@ from innkeeper.guests import service as guests
 from innkeeper.sessions._device import parse_user_agent
 from innkeeper.sessions.models import Event as Event
 from innkeeper.sessions.models import Session as Session
+from innkeeper.sessions.repository import CONTEXT_EVENT_COLUMNS as CONTEXT_EVENT_COLUMNS
+from innkeeper.sessions.repository import CONTEXT_SESSION_COLUMNS as CONTEXT_SESSION_COLUMNS
 from innkeeper.sessions.repository import OPEN_FIELDS as OPEN_FIELDS
 from innkeeper.sessions.repository import TOUCHED_FIELDS as TOUCHED_FIELDS
 from innkeeper.sessions.repository import OpenSession as OpenSession

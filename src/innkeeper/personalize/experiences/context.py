@@ -24,42 +24,10 @@ _decoder = msgspec.json.Decoder()
 MAX_SESSIONS = 50
 MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
-# The columns of ``sessions.context_events`` an event is built from, in the order ``_event`` takes them.
-_EVENT_COLUMNS = (
-    "ref",
-    "session_ref",
-    "type",
-    "channel",
-    "point_of_sale",
-    "created_at",
-    "page",
-    "language",
-    "currency",
-    "processing_status",
-)
-# The columns of ``sessions.context_sessions`` a session is built from, in the order ``_session`` takes them.
-_SESSION_COLUMNS = (
-    "ref",
-    "browser_ref",
-    "channel",
-    "point_of_sale",
-    "origin",
-    "status",
-    "close_reason",
-    "started_at",
-    "last_activity_at",
-    "ended_at",
-    "language",
-    "currency_code",
-    "cart",
-    "cart_type",
-    "abandoned_revenue",
-    "value",
-    "utm",
-    "referrer",
-    "device",
-    "session_data",
-)
+# The columns of ``sessions.context_events`` / ``context_sessions`` rows, in the order ``_event`` / ``_session``
+# take them.
+_EVENT_COLUMNS = sessions.CONTEXT_EVENT_COLUMNS
+_SESSION_COLUMNS = sessions.CONTEXT_SESSION_COLUMNS
 # Event fields that are not "arbitrary data" (cdp.md event model).
 _STANDARD_EVENT_FIELDS = frozenset(
     {"type", "channel", "pos", "language", "currency", "browser_id", "client_key", "page", "requested_at"}
