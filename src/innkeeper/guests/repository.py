@@ -138,7 +138,7 @@ class GuestRepository:
     async def insert_identifiers(self, rows: list[dict[str, Any]]) -> None:
         """New identifier rows in one multi-row INSERT."""
         if rows:
-            await self.session.execute(insert(cast(Table, GuestIdentifier.__table__)), rows)
+            await self.session.execute(_INSERT_IDENTIFIER, rows)
 
     async def lock_live_browsers(self, refs: list[str]) -> dict[str, str]:
         """Lock these browsers (in ref order) and return ``ref → guest ref`` of the live ones among them."""
@@ -461,6 +461,7 @@ _LIVE_GUEST_OF_BROWSER = (
     )
 )
 _IDENTIFIERS = cast(Table, GuestIdentifier.__table__)
+_INSERT_IDENTIFIER = insert(_IDENTIFIERS)
 _IDENTIFIER_PAIRS = (
     select(_IDENTIFIERS.c.provider, _IDENTIFIERS.c.value)
     .where(_IDENTIFIERS.c.guest_ref == bindparam("guest_ref"))

@@ -34,8 +34,10 @@ OPEN: ColumnElement[str] = literal_column("'OPEN'")
 _EVENT_KEYS = tuple(column.key for column in Event.__table__.columns)
 # The ingest path's statements, built once: building a select and computing its cache key on each call cost
 # about as much as running it (SQLite: 146–187 µs built, 84–91 µs prebuilt, per statement).
-_INSERT_EVENT = insert(cast(Table, Event.__table__))
-_INSERT_SESSION = insert(cast(Table, Session.__table__))
+_SESSIONS = cast(Table, Session.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_SESSION = insert(_SESSIONS)
 _OPEN_FOR_KEY = (
     select(Session)
     .where(
@@ -79,7 +81,6 @@ class OpenSession:
     session_data: dict[str, Any]
 
 
-_SESSIONS = cast(Table, Session.__table__)
 # What an OpenSession holds, and the fields of it an event can change.
 OPEN_FIELDS = tuple(field.name for field in fields(OpenSession))
 _KEY_FIELDS = ("ref", "guest_ref", "browser_ref", "channel", "point_of_sale")
@@ -447,7 +448,6 @@ class SessionRepository:
 # What personalization reads of a guest's sessions and their events (the guest context of callFlows): plain
 # rows of only the columns it uses, by statements built once (building a select and its cache key per call
 # cost as much as running it; ORM objects cost more than both).
-_CONTEXT_SESSION_TABLE = cast(Table, Session.__table__)
 CONTEXT_SESSION_COLUMNS = (
     "ref",
     "browser_ref",
@@ -470,20 +470,17 @@ CONTEXT_SESSION_COLUMNS = (
     "device",
     "session_data",
 )
-_CONTEXT_SESSION_SELECT = select(*(_CONTEXT_SESSION_TABLE.c[name] for name in CONTEXT_SESSION_COLUMNS))
+_CONTEXT_SESSION_SELECT = select(*(_SESSIONS.c[name] for name in CONTEXT_SESSION_COLUMNS))
 _CONTEXT_SESSIONS_OF_GUEST = (
-    _CONTEXT_SESSION_SELECT.where(_CONTEXT_SESSION_TABLE.c.guest_ref == bindparam("guest_ref"))
-    .order_by(_CONTEXT_SESSION_TABLE.c.started_at.desc(), _CONTEXT_SESSION_TABLE.c.ref)
+    _CONTEXT_SESSION_SELECT.where(_SESSIONS.c.guest_ref == bindparam("guest_ref"))
+    .order_by(_SESSIONS.c.started_at.desc(), _SESSIONS.c.ref)
     .limit(bindparam("limit"))
 )
 _CONTEXT_LATEST_OPEN = (
-    _CONTEXT_SESSION_SELECT.where(
-        _CONTEXT_SESSION_TABLE.c.browser_ref == bindparam("browser_ref"), _CONTEXT_SESSION_TABLE.c.status == OPEN
-    )
-    .order_by(_CONTEXT_SESSION_TABLE.c.last_activity_at.desc())
+    _CONTEXT_SESSION_SELECT.where(_SESSIONS.c.browser_ref == bindparam("browser_ref"), _SESSIONS.c.status == OPEN)
+    .order_by(_SESSIONS.c.last_activity_at.desc())
     .limit(1)
 )
-_CONTEXT_EVENT_TABLE = cast(Table, Event.__table__)
 CONTEXT_EVENT_COLUMNS = (
     "ref",
     "session_ref",
@@ -497,18 +494,18 @@ CONTEXT_EVENT_COLUMNS = (
     "processing_status",
 )
 _CONTEXT_EVENTS = (
-    select(*(_CONTEXT_EVENT_TABLE.c[name] for name in CONTEXT_EVENT_COLUMNS))
-    .where(_CONTEXT_EVENT_TABLE.c.session_ref.in_(bindparam("refs", expanding=True)))
-    .order_by(_CONTEXT_EVENT_TABLE.c.created_at, _CONTEXT_EVENT_TABLE.c.ref)
+    select(*(_EVENTS.c[name] for name in CONTEXT_EVENT_COLUMNS))
+    .where(_EVENTS.c.session_ref.in_(bindparam("refs", expanding=True)))
+    .order_by(_EVENTS.c.created_at, _EVENTS.c.ref)
 )
-_CONTEXT_EVENTS_RAW = _CONTEXT_EVENTS.add_columns(_CONTEXT_EVENT_TABLE.c.raw)
+_CONTEXT_EVENTS_RAW = _CONTEXT_EVENTS.add_columns(_EVENTS.c.raw)
 _OPEN_KEY_ROW = (
-    select(_CONTEXT_SESSION_TABLE.c.ref, _CONTEXT_SESSION_TABLE.c.guest_ref, _CONTEXT_SESSION_TABLE.c.last_activity_at)
+    select(_SESSIONS.c.ref, _SESSIONS.c.guest_ref, _SESSIONS.c.last_activity_at)
     .where(
-        _CONTEXT_SESSION_TABLE.c.browser_ref == bindparam("browser_ref"),
-        _CONTEXT_SESSION_TABLE.c.channel == bindparam("channel"),
-        _CONTEXT_SESSION_TABLE.c.point_of_sale == bindparam("pos"),
-        _CONTEXT_SESSION_TABLE.c.status == OPEN,
+        _SESSIONS.c.browser_ref == bindparam("browser_ref"),
+        _SESSIONS.c.channel == bindparam("channel"),
+        _SESSIONS.c.point_of_sale == bindparam("pos"),
+        _SESSIONS.c.status == OPEN,
     )
     .with_for_update()
 )

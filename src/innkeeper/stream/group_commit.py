@@ -170,7 +170,7 @@ class GroupCommit:
         if not candidates[0]:
             return [None] * len(items)
         try:
-            return await service.ingest_batch(session, items, clock=self._clock, candidates=candidates)
+            return await service.ingest_batch(session, items, candidates, clock=self._clock)
         except DBAPIError:
             raise  # the transaction is rolled back and every event of the batch runs alone
         except Exception as exc:

@@ -282,9 +282,9 @@ def batch_candidates(items: list[Incoming]) -> tuple[dict[str, list[int]], set[s
 async def ingest_batch(
     session: AsyncSession,
     items: list[Incoming],
+    candidates: tuple[dict[str, list[int]], set[str]],
     *,
     clock: Clock,
-    candidates: tuple[dict[str, list[int]], set[str]] | None = None,
 ) -> list[Accepted | None]:
     """Apply the common events of a batch together; for each item its refs, or None when it must go
     through :func:`ingest` (after this, in the same transaction).
@@ -297,10 +297,10 @@ async def ingest_batch(
     (:func:`identity.resolve_own`; one per browser and batch). A browser is taken whole or not at all, so
     its events keep their order. Every browser of the batch is locked here, in ref order (as ingest()
     would lock each), and then the guests of its IDENTITY events.
-    ``candidates`` is :func:`batch_candidates` of ``items`` when the caller has it already.
+    ``candidates`` is :func:`batch_candidates` of ``items``.
     """
     results: list[Accepted | None] = [None] * len(items)
-    by_browser, others = candidates if candidates is not None else batch_candidates(items)
+    by_browser, others = candidates
     if not by_browser:
         return results
     browsers = await guests.lock_live_browsers(session, sorted({*by_browser, *(ref for ref in others if is_ref(ref))}))
