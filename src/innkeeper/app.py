@@ -29,6 +29,7 @@ from innkeeper.guests.api import router as guests_router
 from innkeeper.http.cors import CORSMiddleware
 from innkeeper.http.errors import rest_error, rest_error_for
 from innkeeper.http.guest_orders import guest_orders
+from innkeeper.http.hot import InnkeeperAPI
 from innkeeper.http.limits import RestLimits
 from innkeeper.http.openapi import install as install_openapi
 from innkeeper.http.responses import json_response
@@ -83,14 +84,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
                 await task
             await engine.dispose()
 
-    app = FastAPI(
+    app = InnkeeperAPI(
         title="Innkeeper",
         version=__version__,
         description="Sitecore CDP / Personalize compatible customer data platform.",
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.router.routes[:0] = [*stream_routes(), *personalize_routes(), Route("/healthz", healthz, methods=["GET"])]
+    hot = [*stream_routes(), *personalize_routes()]
+    app.router.routes[:0] = [*hot, Route("/healthz", healthz, methods=["GET"])]
     app.include_router(tenant_router)
     app.include_router(guests_router)
     app.include_router(guests_rest_router)
@@ -105,8 +107,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_workers: b
     app.include_router(connections_router)
     _error_handlers(app)
     install_openapi(app)
-    app.add_middleware(RestLimits, skip_prefixes=(UPLOAD_PREFIX, "/v2/callFlows"))
+    skip = (UPLOAD_PREFIX, "/v2/callFlows")
+    app.add_middleware(RestLimits, skip_prefixes=skip)
     app.add_middleware(CORSMiddleware)
+    app.shortcut(hot, lambda inner: CORSMiddleware(RestLimits(inner, skip_prefixes=skip)))
     return app
 
 

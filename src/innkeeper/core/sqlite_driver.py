@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_dbapi,
@@ -147,7 +148,8 @@ class Connection:
 
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise ValueError("no active connection")
+            # sqlite3's own error for a closed connection: SQLAlchemy takes it for a lost connection.
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         return self._conn
 
     def cursor(self) -> Cursor:
@@ -219,12 +221,19 @@ def connect(database: str, **kwargs: Any) -> Connection:
     return Connection(sqlite3.connect(database, **kwargs))
 
 
+class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    def commit(self) -> None:
+        # aiosqlite's adapter skips the COMMIT of a closed connection, so a transaction whose connection
+        # was closed under it would pass for committed: the driver's COMMIT raises (a lost connection).
+        AsyncAdapt_dbapi_connection.commit(self)
+
+
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdapt_aiosqlite_connection:
         if kwargs.pop("async_creator_fn", None) is not None:
             raise NotImplementedError("sqlite+innkeeper:// opens its connections itself")
         # Structurally aiosqlite's connection (the protocol's __getattr__ aside): cast for the type checker.
-        return AsyncAdapt_aiosqlite_connection(self, cast(Any, connect(*args, **kwargs)))
+        return _AdaptedConnection(self, cast(Any, connect(*args, **kwargs)))
 
 
 class SQLiteDialect_innkeeper(SQLiteDialect_aiosqlite):  # noqa: N801 - SQLAlchemy's dialect naming
