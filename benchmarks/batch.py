@@ -5,12 +5,14 @@
     .venv/bin/python benchmarks/batch.py --size-mb 5        # a quicker run
     .venv/bin/python benchmarks/batch.py --quick            # 1 MB: checks the harness only
     .venv/bin/python benchmarks/batch.py --chunk-lines 5000 # another INNKEEPER_BATCH_CHUNK_LINES
+    .venv/bin/python benchmarks/batch.py --profile out.txt  # worker under py-spy (raw, idle off)
 
 Generates the file (guests with identifiers, PII and a data extension; every other guest
 followed by an order with 1–3 items whose contact is that guest), starts a real
 `innkeeper serve --no-workers` on a fresh database, uploads the file with the same client
 as `innkeeper batch upload`, then starts one `innkeeper worker` process and times it from
-start to the batch's final status. Reports records/s, total time and the worker's peak RSS
+start to the batch's final status. Reports records/s, total time, the worker's CPU time (user +
+system, from /proc: the machine may be busy, so wall time alone is noisy) and peak RSS
 (VmHWM), and writes them to benchmarks/results/batch-<db>.json. Ends with the `BENCH_RESULT` line
 `benchmarks/run.py` reads (issue 8: the ~50 MB file in ≤ 60 s, worker peak RSS ≤ 300 MB; see `_results.py`).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import secrets
 import shutil
@@ -110,6 +113,12 @@ def peak_rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
@@ -119,6 +128,7 @@ def main() -> None:
     parser.add_argument(
         "--chunk-lines", type=int, help="INNKEEPER_BATCH_CHUNK_LINES for the run (default: the server default)"
     )
+    parser.add_argument("--profile", type=Path, help="run the worker under py-spy: raw samples to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (file, SQLite database) afterwards")
     args = parser.parse_args()
     quick_defaults(args, size_mb=(50.0, 1.0))
@@ -170,6 +180,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         client.upload(part, href)
         worker = subprocess.Popen([str(BIN), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
         t0 = time.monotonic()
+        spy = None
+        if args.profile:
+            spy_bin = Path(sys.executable).parent / "py-spy"
+            command = [str(spy_bin), "record", "--format", "raw", "-r", "50", "-o", str(args.profile)]
+            spy = subprocess.Popen([*command, "--pid", str(worker.pid)], stdout=subprocess.DEVNULL)
         rss = 0
         while True:
             rss = max(rss, peak_rss_kb(worker.pid))
@@ -179,8 +194,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
             time.sleep(0.5)
         elapsed = time.monotonic() - t0
         rss = max(rss, peak_rss_kb(worker.pid))
+        cpu = cpu_seconds(worker.pid)
         worker.terminate()
         worker.wait(timeout=30)
+        if spy is not None:
+            spy.wait(timeout=60)
         client.close()
     finally:
         server.terminate()
@@ -195,6 +213,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "status": status["code"],
         "seconds": round(elapsed, 1),
         "records_per_second": round((status.get("recordsTotal") or 0) / elapsed, 1),
+        "worker_cpu_seconds": round(cpu, 1),
         "worker_peak_rss_mb": round(rss / 1024, 1),
     }
     print(json.dumps(result, indent=2))

@@ -1,6 +1,6 @@
 """The import's bulk writes: time-ordered refs, ``insert_rows`` writing exactly what SQLAlchemy writes (its
-faster date-time and JSON converters, PostgreSQL's one-statement ``unnest`` INSERT), and lines only ``json``
-can read."""
+faster date-time and JSON converters, PostgreSQL's COPY) inside the session's transaction, and lines only
+``json`` can read."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from sqlalchemy import Table, insert, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.runtime import Runtime
@@ -85,7 +85,7 @@ async def test_insert_rows_stores_what_sqlalchemy_stores(db: AsyncSession) -> No
 
 
 async def test_insert_rows_never_cuts_an_over_long_value(db: AsyncSession, db_kind: str) -> None:
-    """PostgreSQL's ``unnest`` arrays are cast without a length: an over-long value is refused, not cut. SQLite
+    """PostgreSQL (a COPY into the column) refuses an over-long value rather than cutting it. SQLite
     enforces no VARCHAR length: there the value is stored whole, as a SQLAlchemy INSERT stores it."""
     now = datetime.now(UTC)
     row = plain(Guest, ref="x" * 40, guest_type="customer", created_at=now, modified_at=now)
@@ -115,3 +115,45 @@ async def test_a_line_only_json_reads_is_judged_as_before(
     assert await error_log(client, body["log"]) == [
         {"ref": nan_name, "code": "400", "message": "Validation error: value.firstName: must be a string"}
     ]
+
+
+def test_fresh_refs_stay_unique_and_valid_across_random_reads() -> None:
+    """The random bytes are read for 4,096 refs at a time: refs made across several reads are still distinct v4 refs
+    and never go back in time."""
+    refs = [fresh_ref() for _ in range(3 * 4096 + 7)]
+    assert len(set(refs)) == len(refs)
+    assert all(uuid.UUID(ref).version == 4 and uuid.UUID(ref).variant == uuid.RFC_4122 for ref in refs)
+    stamps = [ref[:8] + ref[9:13] for ref in refs]  # the millisecond prefix
+    assert stamps == sorted(stamps)
+    assert len({ref[14:] for ref in refs}) == len(refs)  # the random part alone differs too
+
+
+async def test_insert_rows_writes_inside_the_session_transaction(db: AsyncSession) -> None:
+    """Even as the transaction's first statement (PostgreSQL: a COPY on the driver connection), a rollback undoes it."""
+    now = datetime.now(UTC)
+    ref = fresh_ref()
+    await insert_rows(db, GUESTS, [plain(Guest, ref=ref, guest_type="customer", created_at=now, modified_at=now)])
+    assert (await db.execute(select(Guest.ref).where(Guest.ref == ref))).scalar_one() == ref
+    await db.rollback()
+    assert (await db.execute(select(Guest.ref).where(Guest.ref == ref))).scalar_one_or_none() is None
+    await db.rollback()
+
+
+async def test_insert_rows_refusal_is_an_integrity_error_and_only_undoes_its_savepoint(db: AsyncSession) -> None:
+    now = datetime.now(UTC)
+    kept, taken = fresh_ref(), fresh_ref()
+    rows = [plain(Guest, ref=r, guest_type="customer", created_at=now, modified_at=now) for r in (kept, taken)]
+    await insert_rows(db, GUESTS, rows)
+    again = plain(Guest, ref=fresh_ref(), guest_type="customer", created_at=now, modified_at=now)
+
+    async def with_a_taken_ref() -> None:
+        async with db.begin_nested():
+            await insert_rows(db, GUESTS, [again, plain(Guest, ref=taken, guest_type="visitor", created_at=now)])
+
+    with pytest.raises(IntegrityError):
+        await with_a_taken_ref()
+    later = fresh_ref()
+    await insert_rows(db, GUESTS, [plain(Guest, ref=later, guest_type="customer", created_at=now, modified_at=now)])
+    stored = await db.execute(select(Guest.ref, Guest.guest_type).where(Guest.ref.in_([kept, taken, later, again.ref])))
+    assert sorted(stored.all()) == sorted([(kept, "customer"), (taken, "customer"), (later, "customer")])
+    await db.rollback()

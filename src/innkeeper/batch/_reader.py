@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 MAX_LINE = 1024 * 1024  # a longer line is consumed in pieces and reported unparseable
@@ -21,7 +21,7 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
-def lines(path: Path, *, skip: int = 0) -> Iterator[tuple[int, bytes | None]]:
+def lines(path: Path, *, skip: int = 0) -> Generator[tuple[int, bytes | None]]:
     """Yield ``(line number, bytes)`` from line ``skip + 1`` on; ``None`` for an over-long line.
 
     Line numbers count every physical line, so a resumed read lands on the same numbers.

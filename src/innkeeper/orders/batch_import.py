@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,7 +115,7 @@ def parse_order(value: dict[str, Any], *, mode: OrderMode) -> OrderInput:
         raise invalid("value.channel: unknown channel")
     cols["channel"] = channel
     cols["point_of_sale"] = _text(value["pointOfSale"], "value.pointOfSale", 100)
-    cols["ordered_at"] = _time(value["orderedAt"], "value.orderedAt")
+    cols["ordered_at"] = _time_of(value, "orderedAt", "value")
     if value.get("status") is not None:
         status = _text(value["status"], "value.status", 30)
         if status not in ORDER_STATUSES:
@@ -146,52 +146,97 @@ def parse_order(value: dict[str, Any], *, mode: OrderMode) -> OrderInput:
 
 
 def _item(value: Any, path: str) -> ItemInput:
+    # The hot path of an import (one call per order item): each field's path is only made for its error.
     if not isinstance(value, dict):
         raise invalid(f"{path}: must be an object")
-    for key in value:
-        if key not in ITEM_ATTRIBUTES:
-            raise invalid(f"{path}.{key}: undefined attribute")
+    if not ITEM_ATTRIBUTES.issuperset(value):
+        for key in value:
+            if key not in ITEM_ATTRIBUTES:
+                raise invalid(f"{path}.{key}: undefined attribute")
+    get = value.get
     for key in _ITEM_REQUIRED:
-        if value.get(key) is None:
+        if get(key) is None:
             raise invalid(f"{path}.{key}: required")
-    item_type = _text(value["type"], f"{path}.type", 100)
+    item_type = _text_of(value, "type", path, 100)
     if item_type != item_type.upper():
         raise invalid(f"{path}.type: must be uppercase")
     cols: dict[str, Any] = {
         "type": item_type,
-        "product_id": _text(value["productId"], f"{path}.productId", 200),
-        "name": _text(value["name"], f"{path}.name", 128),
-        "price": _amount(value["price"], f"{path}.price"),
-        "currency_code": _currency(value["currencyCode"], f"{path}.currencyCode"),
+        "product_id": _text_of(value, "productId", path, 200),
+        "name": _text_of(value, "name", path, 128),
+        "price": _amount_of(value, "price", path),
+        "currency_code": _currency_of(value, "currencyCode", path),
         "quantity": 1,
     }
-    if value.get("status") is not None:
-        status = _text(value["status"], f"{path}.status", 30)
+    if get("status") is not None:
+        status = _text_of(value, "status", path, 30)
         if status not in ITEM_STATUSES:
             raise invalid(f"{path}.status: unknown status")
         cols["status"] = status
-    for wire, column, limit in (
-        ("description", "description", 2000),
-        ("vendor", "vendor", 200),
-        ("referenceId", "reference_id", 200),
-    ):
-        if value.get(wire) is not None:
-            cols[column] = _text(value[wire], f"{path}.{wire}", limit)
+    for wire, column, limit in _ITEM_TEXTS:
+        if get(wire) is not None:
+            cols[column] = _text_of(value, wire, path, limit)
     if cols.get("reference_id"):
         cols["item_id"] = cols["reference_id"]
-    if value.get("orderedAt") is not None:
-        cols["ordered_at"] = _time(value["orderedAt"], f"{path}.orderedAt")
-    if value.get("quantity") is not None:
+    if get("orderedAt") is not None:
+        cols["ordered_at"] = _time_of(value, "orderedAt", path)
+    if get("quantity") is not None:
         quantity = numbers.quantity(value["quantity"])
         if quantity is None or not float(quantity).is_integer():
             raise invalid(f"{path}.quantity: must be a whole number ≥ 0")
         cols["quantity"] = int(quantity)
-    if value.get("originalPrice") is not None:
-        cols["original_price"] = _amount(value["originalPrice"], f"{path}.originalPrice")
-    if value.get("originalCurrencyCode") is not None:
-        cols["original_currency_code"] = _currency(value["originalCurrencyCode"], f"{path}.originalCurrencyCode")
-    extension = _extension(value["extensions"], f"{path}.extensions") if value.get("extensions") is not None else None
+    if get("originalPrice") is not None:
+        cols["original_price"] = _amount_of(value, "originalPrice", path)
+    if get("originalCurrencyCode") is not None:
+        cols["original_currency_code"] = _currency_of(value, "originalCurrencyCode", path)
+    extension = _extension(value["extensions"], f"{path}.extensions") if get("extensions") is not None else None
     return ItemInput(cols, extension)
+
+
+_ITEM_TEXTS = (("description", "description", 2000), ("vendor", "vendor", 200), ("referenceId", "reference_id", 200))
+
+
+def _text_of(value: dict[str, Any], key: str, path: str, limit: int) -> str:
+    """``_text(value[key], f"{path}.{key}", limit)``, with the path made only for an error."""
+    found = value[key]
+    if type(found) is str and found and len(found) <= limit and "\x00" not in found:
+        return found
+    return _text(found, f"{path}.{key}", limit)
+
+
+def _currency_of(value: dict[str, Any], key: str, path: str) -> str:
+    """``_currency(value[key], f"{path}.{key}")``, with the path made only for an error."""
+    found = value[key]
+    if type(found) is str and len(found) == 3 and found.isalpha():
+        return found.upper()
+    return _currency(found, f"{path}.{key}")
+
+
+def _amount_of(value: dict[str, Any], key: str, path: str) -> float:
+    """``_amount(value[key], f"{path}.{key}")``, with the path made only for an error."""
+    number = numbers.amount(value[key])
+    if number is None:
+        raise invalid(f"{path}.{key}: must be a number")
+    return number
+
+
+_TIMES: dict[str, datetime | None] = {}  # parse_iso's answers: an import repeats the same few time stamps
+_TIMES_SIZE = 10_000
+
+
+def _time_of(value: dict[str, Any], key: str, path: str) -> datetime:
+    """``_time(value[key], f"{path}.{key}")``, with the path made only for an error and answers remembered."""
+    found = value[key]
+    if type(found) is not str:
+        return _time(found, f"{path}.{key}")
+    parsed = _TIMES.get(found, _TIMES)
+    if parsed is _TIMES:
+        if len(_TIMES) >= _TIMES_SIZE:
+            _TIMES.clear()
+        parsed = _TIMES[found] = parse_iso(found)
+    if parsed is None:
+        raise invalid(f"{path}.{key}: must be an ISO 8601 date-time")
+    return cast(datetime, parsed)
 
 
 def _extension(value: Any, path: str) -> dict[str, str | int | float | bool]:
@@ -241,7 +286,7 @@ class OrderChunk:
 
     ``preload`` looks up every ``referenceId`` of the chunk (and those orders' contacts) with
     one query each; new orders, contacts, items and extensions are plain rows kept aside and
-    written by ``insert`` with one executemany INSERT per table, after the guests they refer to.
+    written by ``insert`` with one bulk write per table (``insert_rows``), after the guests they refer to.
     """
 
     def __init__(self, session: AsyncSession) -> None:
