@@ -60,6 +60,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
+        slow = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or slow is None:
+            return slow
+
+        def process(value: Any) -> datetime | None:
+            # SQLite holds what we wrote as text, "YYYY-MM-DD HH:MM:SS.ffffff" (UTC): parsed with its offset in
+            # one call, several times cheaper than SQLAlchemy's parse followed by replace(tzinfo=UTC).
+            if type(value) is str and len(value) == 26 and value[10] == " ":
+                return datetime.fromisoformat(value + "+00:00")
+            return slow(value)
+
+        return process
+
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 _json_encoder = msgspec.json.Encoder()

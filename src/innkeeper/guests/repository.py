@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.sqlite_fast import SqliteRead
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
 
 # Every event reads its browser (and a new session its guest): these statements are built once (building one
@@ -186,14 +187,22 @@ class GuestRepository:
         row = (await self.session.execute(_LIVE_GUEST_OF_BROWSER, {"ref": browser_ref})).first()
         return (row[0], row[1]) if row is not None else None
 
+    async def live_profile_of_browser(self, browser_ref: str) -> tuple[GuestProfile, str] | None:
+        """:meth:`live_guest_of_browser` as a :class:`GuestProfile` (no ORM object): one plain read (callFlows)."""
+        rows = await _SQLITE_LIVE_PROFILE.rows(self.session, {"ref": browser_ref})
+        if not rows:
+            return None
+        *values, ref = rows[0]
+        return GuestProfile(*values), ref
+
     async def identifier_pairs(self, guest_ref: str) -> list[tuple[str, str]]:
         """The guest's ``(provider, value)`` identifiers in the order :meth:`identifiers_of` gives them."""
-        rows = await self.session.execute(_IDENTIFIER_PAIRS, {"guest_ref": guest_ref})
-        return [(provider, value) for provider, value in rows.all()]
+        rows = await _SQLITE_IDENTIFIER_PAIRS.rows(self.session, {"guest_ref": guest_ref})
+        return [(provider, value) for provider, value in rows]
 
-    async def extension_rows(self, guest_ref: str) -> list[Any]:
+    async def extension_rows(self, guest_ref: str) -> list[Sequence[Any]]:
         """Plain ``(name, key, data)`` rows of the guest's data extensions, in name order."""
-        return list((await self.session.execute(_EXTENSION_ROWS, {"guest_ref": guest_ref})).all())
+        return await _SQLITE_EXTENSION_ROWS.rows(self.session, {"guest_ref": guest_ref})
 
     async def search(self, query: GuestQuery, *, offset: int, limit: int) -> list[Guest]:
         """Live guests matching every given filter, newest (or oldest) first."""
@@ -473,3 +482,42 @@ _EXTENSION_ROWS = (
     .where(_EXTENSIONS.c.guest_ref == bindparam("guest_ref"))
     .order_by(_EXTENSIONS.c.name)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class GuestProfile:
+    """What personalization reads of a guest row (its §5.5 context fields), a plain object instead of an ORM row."""
+
+    ref: str
+    guest_type: str
+    first_name: str | None
+    last_name: str | None
+    title: str | None
+    gender: str | None
+    email: str | None
+    emails: list[str]
+    phone_numbers: list[str]
+    date_of_birth: str | None
+    nationality: str | None
+    city: str | None
+    country: str | None
+    language: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+_LIVE_PROFILE_OF_BROWSER = (
+    select(*(_GUESTS.c[field.name] for field in fields(GuestProfile)), _BROWSERS.c.ref)
+    .join_from(_BROWSERS, _GUESTS, _BROWSERS.c.guest_ref == _GUESTS.c.ref)
+    .where(
+        _BROWSERS.c.ref == bindparam("ref"),
+        _BROWSERS.c.deleted_at.is_(None),
+        _GUESTS.c.deleted_at.is_(None),
+        _GUESTS.c.guest_type != "retired",
+    )
+)
+
+
+_SQLITE_LIVE_PROFILE = SqliteRead(_LIVE_PROFILE_OF_BROWSER)
+_SQLITE_IDENTIFIER_PAIRS = SqliteRead(_IDENTIFIER_PAIRS)
+_SQLITE_EXTENSION_ROWS = SqliteRead(_EXTENSION_ROWS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from innkeeper.guests.errors import BrowserNotFound, GuestNotFound
 from innkeeper.guests.models import Browser, GuestExtension, GuestIdentifier
 from innkeeper.guests.models import Guest as Guest
 from innkeeper.guests.repository import GuestExtensionRepository, GuestRepository
+from innkeeper.guests.repository import GuestProfile as GuestProfile
 
 BROWSER_NOT_FOUND = "Invalid browser id/ref specified"
 
@@ -225,14 +226,21 @@ async def live_guest_of_browser(session: AsyncSession, browser_id: str) -> tuple
     return await GuestRepository(session).live_guest_of_browser(browser_id.lower())
 
 
+async def live_profile_of_browser(session: AsyncSession, browser_id: str) -> tuple[GuestProfile, str] | None:
+    """:func:`live_guest_of_browser` as a plain :class:`GuestProfile` (the fields personalization reads)."""
+    if not isinstance(browser_id, str) or not is_ref(browser_id):
+        return None
+    return await GuestRepository(session).live_profile_of_browser(browser_id.lower())
+
+
 async def identifier_pairs(session: AsyncSession, guest_ref: str) -> list[tuple[str, str]]:
     """The guest's ``(provider, value)`` identifiers, in ``identifiers_of`` order, as plain tuples."""
     return await GuestRepository(session).identifier_pairs(guest_ref)
 
 
-async def extension_rows(session: AsyncSession, guest_ref: str) -> list[Any]:
+async def extension_rows(session: AsyncSession, guest_ref: str) -> list[Sequence[Any]]:
     """The guest's data extensions as plain ``(name, key, data)`` rows, in name order (``extensions_of``)."""
-    return sorted(await GuestRepository(session).extension_rows(guest_ref), key=lambda row: row.name)
+    return sorted(await GuestRepository(session).extension_rows(guest_ref), key=lambda row: row[0])
 
 
 async def identified_refs(session: AsyncSession, refs: list[str]) -> set[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -25,6 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
+from innkeeper.core.sqlite_fast import (
+    SqliteInsert,
+    SqliteRead,
+    sqlite_connection,
+    sqlite_execute,
+    sqlite_json,
+    sqlite_utc,
+)
 from innkeeper.sessions.models import Event, Session
 
 # The literal, not a bound parameter: the partial indexes on OPEN sessions (uq_sessions_open_key,
@@ -326,9 +335,11 @@ class SessionRepository:
         params = {"guest_ref": guest_ref, "limit": limit}
         return list((await self.session.execute(_CONTEXT_SESSIONS_OF_GUEST, params)).all())
 
-    async def context_latest_open(self, browser_ref: str) -> Any | None:
-        """The plain row (``CONTEXT_SESSION_COLUMNS``) of the browser's most recently active OPEN session."""
-        return (await self.session.execute(_CONTEXT_LATEST_OPEN, {"browser_ref": browser_ref})).first()
+    async def context_latest_open(self, browser_ref: str) -> Sequence[Any] | None:
+        """The plain row (``CONTEXT_SESSION_COLUMNS``, by position) of the browser's most recently active OPEN
+        session."""
+        rows = await _SQLITE_CONTEXT_LATEST_OPEN.rows(self.session, {"browser_ref": browser_ref})
+        return rows[0] if rows else None
 
     async def context_events(self, session_refs: list[str], *, with_raw: bool) -> list[Any]:
         """Plain rows of ``CONTEXT_EVENT_COLUMNS`` (and ``raw`` when asked) of these sessions' events, oldest
@@ -338,11 +349,30 @@ class SessionRepository:
         stmt = _CONTEXT_EVENTS_RAW if with_raw else _CONTEXT_EVENTS
         return list((await self.session.execute(stmt, {"refs": session_refs})).all())
 
+    async def insert_event_values(self, values: Mapping[str, Any]) -> None:
+        """One event row from its column values (every column of ``events``), straight on SQLite's connection
+        there (callFlows' exposure event); the same INSERT as :meth:`insert_event`."""
+        await _SQLITE_INSERT_EVENT.execute(self.session, values)
+
+    async def context_history(
+        self, guest_ref: str, *, limit: int, with_raw: bool
+    ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+        """(:meth:`context_sessions`, :meth:`context_events` of those sessions): the same rows with the same
+        Python values, read by position. On SQLite they are read straight from the driver's connection (in this
+        transaction) and converted here; elsewhere by the two statements of those methods."""
+        found = await sqlite_connection(self.session)
+        if found is not None:
+            return _sqlite_history(*found, guest_ref, limit, with_raw)
+        sessions = await self.context_sessions(guest_ref, limit=limit)
+        events = await self.context_events([row[0] for row in sessions], with_raw=with_raw)
+        return sessions, events
+
     async def open_key_row(self, browser_ref: str, channel: str, pos: str) -> Any | None:
         """``(ref, guest_ref, last_activity_at)`` of the OPEN session of this key as stored, locked like
         :meth:`open_for_key` locks it; no ORM object."""
         params = {"browser_ref": browser_ref, "channel": channel, "pos": pos}
-        return (await self.session.execute(_OPEN_KEY_ROW, params)).first()
+        rows = await _SQLITE_OPEN_KEY_ROW.rows(self.session, params)
+        return rows[0] if rows else None
 
     async def events_for_guest(
         self, guest_ref: str, *, status: str | None, start: datetime | None, end: datetime | None, limit: int
@@ -481,6 +511,8 @@ _CONTEXT_LATEST_OPEN = (
     .order_by(_SESSIONS.c.last_activity_at.desc())
     .limit(1)
 )
+_SQLITE_CONTEXT_LATEST_OPEN = SqliteRead(_CONTEXT_LATEST_OPEN)
+_SQLITE_INSERT_EVENT = SqliteInsert(_EVENTS)
 CONTEXT_EVENT_COLUMNS = (
     "ref",
     "session_ref",
@@ -499,6 +531,21 @@ _CONTEXT_EVENTS = (
     .order_by(_EVENTS.c.created_at, _EVENTS.c.ref)
 )
 _CONTEXT_EVENTS_RAW = _CONTEXT_EVENTS.add_columns(_EVENTS.c.raw)
+# The same two reads as SQL for SQLite's own driver (``context_history``): SQLAlchemy's execution and result
+# machinery cost several times what SQLite takes to answer them.
+_SQLITE_CONTEXT_SESSIONS = (
+    "SELECT "
+    + ", ".join(f'"{name}"' for name in CONTEXT_SESSION_COLUMNS)
+    + " FROM sessions WHERE guest_ref = ? ORDER BY started_at DESC, ref LIMIT ?"
+)
+_SQLITE_CONTEXT_EVENTS = "SELECT " + ", ".join(f'"{name}"' for name in CONTEXT_EVENT_COLUMNS) + "{raw} FROM events "
+_SQLITE_CONTEXT_EVENTS_ORDER = " ORDER BY created_at, ref"
+# Positions of the values SQLite hands back as text that SQLAlchemy's column types turn into Python values.
+_SESSION_DATETIMES = tuple(
+    CONTEXT_SESSION_COLUMNS.index(name) for name in ("started_at", "last_activity_at", "ended_at")
+)
+_SESSION_JSON = tuple(CONTEXT_SESSION_COLUMNS.index(name) for name in ("cart", "utm", "device", "session_data"))
+_EVENT_CREATED_AT = CONTEXT_EVENT_COLUMNS.index("created_at")
 _OPEN_KEY_ROW = (
     select(_SESSIONS.c.ref, _SESSIONS.c.guest_ref, _SESSIONS.c.last_activity_at)
     .where(
@@ -509,6 +556,43 @@ _OPEN_KEY_ROW = (
     )
     .with_for_update()
 )
+_SQLITE_OPEN_KEY_ROW = SqliteRead(_OPEN_KEY_ROW)
+
+
+def _sqlite_history(
+    database: sqlite3.Connection, dialect: Any, guest_ref: str, limit: int, with_raw: bool
+) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+    """``SessionRepository.context_history`` on SQLite's own connection: the values SQLAlchemy's column types
+    would give, by the fast paths of ``sqlite_utc`` / ``sqlite_json`` (the column types' processors else)."""
+    slow_utc = _SESSIONS.c.started_at.type._cached_result_processor(dialect, None)
+    slow_json = _SESSIONS.c.cart.type._cached_result_processor(dialect, None)
+    assert slow_json is not None
+    sessions: list[Sequence[Any]] = []
+    for found in sqlite_execute(database, _SQLITE_CONTEXT_SESSIONS, (guest_ref, limit)).fetchall():
+        row = list(found)
+        for at in _SESSION_DATETIMES:
+            if row[at] is not None:
+                row[at] = sqlite_utc(row[at], slow_utc)
+        for at in _SESSION_JSON:
+            if row[at] is not None:
+                row[at] = sqlite_json(row[at], slow_json)
+        sessions.append(row)
+    if not sessions:
+        return sessions, []
+    refs = [row[0] for row in sessions]
+    sql = (
+        _SQLITE_CONTEXT_EVENTS.format(raw=', "raw"' if with_raw else "")
+        + f"WHERE session_ref IN ({', '.join('?' * len(refs))})"
+        + _SQLITE_CONTEXT_EVENTS_ORDER
+    )
+    events: list[Sequence[Any]] = sqlite_execute(database, sql, refs).fetchall()
+    at = _EVENT_CREATED_AT
+    for index, found in enumerate(events):
+        row = list(found)
+        if row[at] is not None:
+            row[at] = sqlite_utc(row[at], slow_utc)
+        events[index] = row
+    return sessions, events
 
 
 def iso_text(dialect: str, column: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -503,8 +504,8 @@ async def context_sessions(session: AsyncSession, guest_ref: str, *, limit: int)
     return await SessionRepository(session).context_sessions(guest_ref, limit=limit)
 
 
-async def context_latest_open(session: AsyncSession, browser_ref: str) -> Any | None:
-    """``latest_open`` as a plain row of ``CONTEXT_SESSION_COLUMNS``, or None."""
+async def context_latest_open(session: AsyncSession, browser_ref: str) -> Sequence[Any] | None:
+    """``latest_open`` as a plain row of ``CONTEXT_SESSION_COLUMNS`` (by position), or None."""
     return await SessionRepository(session).context_latest_open(browser_ref)
 
 
@@ -512,6 +513,22 @@ async def context_events(session: AsyncSession, session_refs: list[str], *, with
     """``event_rows_of_sessions`` by a prebuilt statement: plain rows of ``CONTEXT_EVENT_COLUMNS`` (then ``raw``
     when asked), oldest first."""
     return await SessionRepository(session).context_events(session_refs, with_raw=with_raw)
+
+
+async def record_exposure_event(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """``record_event`` for callFlows' exposure: the event row given as column values (every column of
+    ``events``), written at once, after any pending ORM rows (its session's, first: foreign key)."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    await SessionRepository(session).insert_event_values(values)
+
+
+async def context_history(
+    session: AsyncSession, guest_ref: str, *, limit: int, with_raw: bool
+) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+    """``context_sessions`` and the ``context_events`` of those sessions, as sequences of the same values by
+    position (``CONTEXT_SESSION_COLUMNS``; ``CONTEXT_EVENT_COLUMNS`` then ``raw`` when asked), read leanly."""
+    return await SessionRepository(session).context_history(guest_ref, limit=limit, with_raw=with_raw)
 
 
 async def joinable_open_session(

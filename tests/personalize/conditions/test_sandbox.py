@@ -276,6 +276,11 @@ def test_the_isolate_normalises_timestamps_exactly_like_dumps(sandbox: JsSandbox
         "2025-05-14T09:30:00.5Z",
         "2025-05-14T09:30:00.12Z",
         "2025-05-14T09:30:00.1234567Z",
+        "2025-05-14T09:30:00.123Z",
+        "2025-05-14T09:30:00.1234Z",
+        "2025-05-14T09:30:00.12345Z",
+        "2025-05-14T09:30:00.123456Z",
+        'a\\"2025-05-14T09:30:00.123456Z"',
         "2025-05-14T09:30:00+00:00",
         'say "2025-05-14T09:30:00.1Z"',
         'x"2025-05-14T09:30:00.1Z',
@@ -289,6 +294,23 @@ def test_the_isolate_normalises_timestamps_exactly_like_dumps(sandbox: JsSandbox
     assert result.error is None
     assert result.value == expected
     assert result.value["stamps"][1] == "2025-05-14T09:30:01.120Z" and result.value["strings"][3] == strings[3]
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [
+        ["2025-05-14T09:30:00.123456Z", "2025-05-14T09:30:00.654Z"],  # six-digit fractions only (msgspec's)
+        ["2025-05-14T09:30:00.12345Z"],
+        ["2025-05-14T09:30:00Z", "2025-05-14T09:30:00.123456Z"],
+        ["2025-05-14T09:30:00.1234Z", "2025-05-14T09:30:00.1Z"],
+    ],
+)
+def test_each_step_of_the_timestamp_rule_gives_what_dumps_gives(sandbox: JsSandbox, strings: list[str]) -> None:
+    """The runtime truncates six-digit fractions first and runs the general rule only when other forms remain."""
+    guest = {"ref": "g", "strings": strings, "at": datetime(2025, 5, 14, 9, 30, 1, 123456, tzinfo=UTC)}
+    result = sandbox.run("guest", anonymous_ctx(guest=guest))
+    assert result.error is None
+    assert result.value == json.loads(dumps(guest_for_js(guest, frozenset())))
 
 
 def test_sessions_travel_without_their_interactions_alias_and_get_it_back(sandbox: JsSandbox) -> None:

@@ -25,6 +25,11 @@
   var ownSymbols = Object.getOwnPropertySymbols;
   var hasOwn = Object.prototype.hasOwnProperty;
   var ISO_UTC = /(?<!\\)"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z"/g;
+  // The same rule in two steps, for speed: msgspec writes a datetime's fraction with six digits (or none), and
+  // truncating those by a pattern replacement anchored on the "." costs a quarter of ISO_UTC's callback scan;
+  // ISO_UTC then runs only if a timestamp with a fraction of 0-2, 4 or 5 digits remains (else it changes nothing).
+  var ISO_UTC_6 = /(?<=(?<!\\)"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{3})\d{3}(?=Z")/g;
+  var ISO_UTC_OTHER = /(?<=(?<!\\)"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,2}|\.\d{4,5})?)Z"/;
   var LOG_LIMIT = 8192;
   var RESULT_LIMIT = 262144;
   var nowMs = 0;
@@ -146,8 +151,13 @@
     return '"' + head + "." + ((fraction || "") + "000").slice(0, 3) + 'Z"';
   }
 
+  function normalise(text) {
+    text = text.replace(ISO_UTC_6, "$1");
+    return ISO_UTC_OTHER.test(text) ? text.replace(ISO_UTC, isoMillis) : text;
+  }
+
   function run(source, payload, paramsJson) {
-    var input = parse(payload.replace(ISO_UTC, isoMillis));
+    var input = parse(normalise(payload));
     var params = parse(paramsJson);
     nowMs = input.now;
     logs = [];

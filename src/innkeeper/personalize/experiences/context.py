@@ -7,15 +7,14 @@ flow's templates or conditions read them (``needs``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from operator import itemgetter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.guests import service as guests
-from innkeeper.guests.service import Guest
+from innkeeper.guests.service import Guest, GuestProfile
 from innkeeper.orders import service as orders
 from innkeeper.sessions import service as sessions
 from innkeeper.sessions.service import Session
@@ -51,7 +50,7 @@ def transient_guest() -> dict[str, Any]:
 
 
 async def guest_context(
-    session: AsyncSession, guest: Guest, *, needs: Iterable[str], max_sessions: int = MAX_SESSIONS
+    session: AsyncSession, guest: Guest | GuestProfile, *, needs: Iterable[str], max_sessions: int = MAX_SESSIONS
 ) -> dict[str, Any]:
     needs = set(needs)
     identifiers = await guests.identifier_pairs(session, guest.ref)
@@ -89,26 +88,15 @@ async def guest_context(
 
 
 async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_data: bool) -> list[dict[str, Any]]:
-    rows = await sessions.context_sessions(session, guest_ref, limit=limit)
-    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    found = await sessions.context_events(session, [item.ref for item in rows], with_raw=event_data)
-    if found:
-        # A guest has thousands of events: read each row's columns by position, found once by name.
-        fields = list(found[0]._fields)
-        columns = itemgetter(*(fields.index(name) for name in _EVENT_COLUMNS))
-        raw_at = fields.index("raw") if event_data else -1
-        for row in found:
-            values = columns(row)
-            events[values[1]].append(_event(values, row[raw_at] if event_data else None))
+    # Rows by position: ``_SESSION_COLUMNS``, and ``_EVENT_COLUMNS`` then ``raw`` when asked.
+    rows, found = await sessions.context_history(session, guest_ref, limit=limit, with_raw=event_data)
     if not rows:
         return []
-    fields = list(rows[0]._fields)
-    columns = itemgetter(*(fields.index(name) for name in _SESSION_COLUMNS))
-    out = []
-    for row in rows:
-        values = columns(row)
-        out.append(_session(values, events[values[0]][-MAX_EVENTS_PER_SESSION:]))
-    return out
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    raw_at = len(_EVENT_COLUMNS)
+    for row in found:
+        events[row[1]].append(_event(row, row[raw_at] if event_data else None))
+    return [session_of_row(row, events[row[0]][-MAX_EVENTS_PER_SESSION:]) for row in rows]
 
 
 async def session_with_events(session: AsyncSession, session_ref: str) -> dict[str, Any] | None:
@@ -139,24 +127,29 @@ def _event_from_row(row: Any, event_data: bool) -> dict[str, Any]:
     )
 
 
-def _event(columns: tuple[Any, ...], raw: str | None) -> dict[str, Any]:
-    """The event of a row's ``_EVENT_COLUMNS``; ``raw`` (the message) is decoded into ``arbitraryData`` if given."""
-    ref, _session_ref, kind, channel, pos, created_at, page, language, currency, status = columns
-    arbitrary: dict[str, Any] = _arbitrary(raw) if raw is not None else {}
-    if page is not None:
-        arbitrary["page"] = page
-    session_data = arbitrary.get("sessionData")
+def _event(columns: Sequence[Any], raw: str | None) -> dict[str, Any]:
+    """The event of a row's ``_EVENT_COLUMNS`` (by position; more may follow); ``raw`` (the message) is decoded
+    into ``arbitraryData`` if given."""
+    created_at, page = columns[5], columns[6]
+    if raw is None:
+        arbitrary: dict[str, Any] = {"page": page} if page is not None else {}
+        session_data: Any = None
+    else:
+        arbitrary = _arbitrary(raw)
+        if page is not None:
+            arbitrary["page"] = page
+        session_data = arbitrary.get("sessionData")
     return {
-        "ref": ref,
-        "type": kind,
-        "channel": channel,
-        "pointOfSale": pos,
+        "ref": columns[0],
+        "type": columns[2],
+        "channel": columns[3],
+        "pointOfSale": columns[4],
         "createdAt": created_at,
         "date": created_at,
         "page": page,
-        "language": language,
-        "currency": currency,
-        "status": status,
+        "language": columns[7],
+        "currency": columns[8],
+        "status": columns[9],
         "arbitraryData": arbitrary,
         "sessionData": session_data if isinstance(session_data, dict) else {},
     }
@@ -172,7 +165,7 @@ def _arbitrary(raw: str) -> dict[str, Any]:
     return {key: value for key, value in message.items() if key not in _STANDARD_EVENT_FIELDS}
 
 
-def _session(columns: tuple[Any, ...], event_dicts: list[dict[str, Any]]) -> dict[str, Any]:
+def session_of_row(columns: Sequence[Any], event_dicts: list[dict[str, Any]]) -> dict[str, Any]:
     """``session_dict`` of a plain row's ``_SESSION_COLUMNS`` (its JSON values are the row's own, not copied)."""
     (
         ref,

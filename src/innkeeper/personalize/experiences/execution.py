@@ -16,18 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from innkeeper.core.clock import Clock
 from innkeeper.core.ids import new_ref
 from innkeeper.guests import service as guests
-from innkeeper.guests.service import Guest
+from innkeeper.guests.service import Guest, GuestProfile
 from innkeeper.personalize.conditions import Audience, AudienceResult, ConditionContext
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.calls import CallRequest
 from innkeeper.personalize.experiences.compiled import CACHE, CompiledFlow, CompiledVariant
-from innkeeper.personalize.experiences.context import guest_context, session_dict, transient_guest
+from innkeeper.personalize.experiences.context import guest_context, session_of_row, transient_guest
 from innkeeper.personalize.experiences.models import Flow, FlowAssignment
 from innkeeper.personalize.experiences.repository import AssignmentRepository, ExecutionRepository, FlowRepository
 from innkeeper.personalize.experiments.assignment import assign, transient_key
 from innkeeper.personalize.templates.ftl import FtlFunction, TemplateError
 from innkeeper.sessions import service as sessions
-from innkeeper.sessions.service import Event
 from innkeeper.tenant import service as tenant
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class CallResult:
 
 @dataclass(slots=True)
 class _Guest:
-    row: Guest | None
+    row: Guest | GuestProfile | None
     browser_ref: str | None
     key: str | None
 
@@ -203,10 +202,10 @@ def _execution_row(
 
 
 async def _resolve_guest(session: AsyncSession, call: CallRequest) -> _Guest:
-    row: Guest | None = None
+    row: Guest | GuestProfile | None = None
     browser_ref: str | None = None
     if call.browser_id is not None:
-        found = await browser_guest(session, call.browser_id)
+        found = await guests.live_profile_of_browser(session, call.browser_id)
         if found is not None:
             row, browser_ref = found
     elif call.email is not None:
@@ -377,9 +376,9 @@ async def current_session(
     if row is None:
         return None
     for item in context.get("sessions") or []:
-        if item.get("ref") == row.ref:
+        if item.get("ref") == row[0]:
             return dict(item)
-    return session_dict(row, [])
+    return session_of_row(row, [])
 
 
 async def evaluate(audience: Audience, context: ConditionContext) -> AudienceResult:
@@ -522,29 +521,30 @@ async def _track_exposure(
         "friendlyId": call.friendly_id,
         "outcome": result.outcome,
     }
-    await sessions.record_event(
+    await sessions.record_exposure_event(
         session,
-        Event(
-            ref=new_ref(),
-            type="TRACKING",
-            browser_ref=guest.browser_ref,
-            guest_ref=guest.row.ref,
-            session_ref=session_ref,
-            channel=call.channel,
-            point_of_sale=pos.name,
-            language=call.language,
-            currency=call.currency_code,
-            page=None,
-            client_key=call.client_key or "",
-            created_at=now,
-            modified_at=now,
-            processing_status="SUCCESS",
-            warnings=[],
-            transport="callFlows",
-            user_agent=None,
-            client_requested_at=None,
-            raw=msgspec.json.encode(message).decode(),
-        ),
+        {
+            "ref": new_ref(),
+            "type": "TRACKING",
+            "browser_ref": guest.browser_ref,
+            "guest_ref": guest.row.ref,
+            "session_ref": session_ref,
+            "channel": call.channel,
+            "point_of_sale": pos.name,
+            "language": call.language,
+            "currency": call.currency_code,
+            "page": None,
+            "client_key": call.client_key or "",
+            "created_at": now,
+            "modified_at": now,
+            "processing_status": "SUCCESS",
+            "failure_reason": None,
+            "warnings": [],
+            "transport": "callFlows",
+            "user_agent": None,
+            "client_requested_at": None,
+            "raw": msgspec.json.encode(message).decode(),
+        },
     )
     return session_ref
 

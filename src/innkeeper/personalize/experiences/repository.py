@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.sqlite_fast import SqliteInsert, SqliteRead
 from innkeeper.personalize.experiences.models import Flow, FlowAssignment, FlowExecution, FlowRevision
 
 EXPOSURE_OUTCOMES = ("variant", "control")
@@ -55,8 +56,11 @@ _ASSIGNMENT_KEY = (FlowAssignment.flow_ref == bindparam("flow_ref")) & (
 )
 _DECISION = select(FlowAssignment.allocated, FlowAssignment.variant_ref).where(_ASSIGNMENT_KEY)
 _REMOVE_ASSIGNMENT = delete(FlowAssignment).where(_ASSIGNMENT_KEY)
-_INSERT_ASSIGNMENT = insert(cast(Table, FlowAssignment.__table__))
-_INSERT_EXECUTION = insert(cast(Table, FlowExecution.__table__))
+# The same, straight on SQLite's connection (SQLAlchemy's execution machinery costs more than these statements).
+_SQLITE_HEAD_BY_REF = SqliteRead(_HEAD_BY_REF)
+_SQLITE_HEAD_BY_FRIENDLY_ID = SqliteRead(_HEAD_BY_FRIENDLY_ID)
+_SQLITE_INSERT_ASSIGNMENT = SqliteInsert(cast(Table, FlowAssignment.__table__))
+_SQLITE_INSERT_EXECUTION = SqliteInsert(cast(Table, FlowExecution.__table__))
 
 
 class FlowRepository:
@@ -82,11 +86,12 @@ class FlowRepository:
     ) -> FlowHead | None:
         """The :class:`FlowHead` of the flow with this ref or friendly id, with the stored assignment of
         ``guest_key`` when one is given (one Core select, no JSON decoded)."""
-        stmt = _HEAD_BY_REF if ref is not None else _HEAD_BY_FRIENDLY_ID
+        read = _SQLITE_HEAD_BY_REF if ref is not None else _SQLITE_HEAD_BY_FRIENDLY_ID
         params = {"key": ref if ref is not None else friendly_id, "guest_key": guest_key}
-        row = (await self.session.execute(stmt, params)).first()
-        if row is None:
+        rows = await read.rows(self.session, params)
+        if not rows:
             return None
+        row = rows[0]
         flow_ref, kind, status, archived, revision, published, starts_at, ends_at, key, allocated, variant_ref = row
         return FlowHead(
             flow_ref,
@@ -176,7 +181,7 @@ class AssignmentRepository:
 
     async def insert(self, row: Mapping[str, Any]) -> None:
         """Insert one assignment row (Core; column name → value)."""
-        await self.session.execute(_INSERT_ASSIGNMENT, dict(row))
+        await _SQLITE_INSERT_ASSIGNMENT.execute(self.session, row)
 
     async def of_guest(self, guest_key: str) -> list[FlowAssignment]:
         stmt = select(FlowAssignment).where(FlowAssignment.guest_key == guest_key)
@@ -194,7 +199,7 @@ class ExecutionRepository:
 
     async def insert(self, row: Mapping[str, Any]) -> None:
         """Insert one execution row (Core, no unit-of-work; column name → value)."""
-        await self.session.execute(_INSERT_EXECUTION, dict(row))
+        await _SQLITE_INSERT_EXECUTION.execute(self.session, row)
 
     async def exposures(
         self, flow_ref: str, *, start: datetime | None, end: datetime | None

@@ -1,0 +1,161 @@
+"""SQLite fast paths: prebuilt statements run straight on the driver's connection, in the session's transaction.
+
+SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer a small read or
+write a row (measured on callFlows' guest context). These run a statement's SQL, compiled once, on the
+``sqlite3`` connection of the session's transaction, converting values as the column types would; on other
+databases (and for statements they cannot take) the statement runs through the session as usual.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import JSON, Select, Table, insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from innkeeper.core.db import UTCDateTime, json_value
+
+_SQLITE_KEY = "innkeeper.sqlite_connection"
+
+
+async def sqlite_connection(session: AsyncSession) -> tuple[sqlite3.Connection, Any] | None:
+    """(The SQLite connection of the session's transaction, begun if it was not; the dialect), None on other
+    databases. Found once per transaction: asking SQLAlchemy for it costs more than a small read."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_SQLITE_KEY)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return cast(tuple[sqlite3.Connection, Any] | None, cached[1])
+    connection = await session.connection()
+    found: tuple[sqlite3.Connection, Any] | None = None
+    if connection.dialect.name == "sqlite":
+        database = getattr((await connection.get_raw_connection()).driver_connection, "_connection", None)
+        if isinstance(database, sqlite3.Connection):
+            found = (database, connection.dialect)
+    session.info[_SQLITE_KEY] = (session.sync_session.get_transaction(), found)
+    return found
+
+
+class SqliteRead:
+    """A prebuilt select that, on SQLite, runs straight on the driver's connection in the session's transaction:
+    its SQL compiled once, its values turned into what its column types give (``UTCDateTime`` and JSON columns
+    by fast paths). SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer
+    a small read; on other databases the statement runs through the session as usual.
+
+    Only for statements whose parameters need no bind processing (strings, numbers)."""
+
+    def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
+        self.stmt = stmt
+        self._compiled: dict[int, _Compiled | None] = {}
+
+    async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Sequence[Any]]:
+        """The result rows, as sequences of column values in the statement's order."""
+        found = await sqlite_connection(session)
+        if found is not None:
+            database, dialect = found
+            if id(dialect) not in self._compiled:
+                self._compiled[id(dialect)] = self._compile(dialect)
+            compiled = self._compiled[id(dialect)]
+            if compiled is not None:
+                sql, names, literals, processors = compiled
+                values = [params[name] if name in params else literals[name] for name in names]
+                rows = sqlite_execute(database, sql, values).fetchall()
+                if not any(processors):
+                    return rows
+                return [
+                    [v if p is None or v is None else p(v) for v, p in zip(row, processors, strict=True)]
+                    for row in rows
+                ]
+        return list((await session.execute(self.stmt, params)).all())
+
+    def _compile(self, dialect: Any) -> _Compiled | None:
+        compiled = self.stmt.compile(dialect=dialect)
+        if compiled._bind_processors or compiled.positiontup is None:
+            return None  # a parameter SQLAlchemy would convert: leave it to SQLAlchemy
+        # Values written in the statement (``guest_type != "retired"``) are bound parameters with a value.
+        literals = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        processors = tuple(_value_processor(column.type, dialect) for column in self.stmt.selected_columns)
+        return compiled.string, tuple(compiled.positiontup), literals, processors
+
+
+# (SQL, parameter names in order, values of the parameters written in the statement, value processors)
+_Compiled = tuple[str, tuple[str, ...], dict[str, Any], tuple[Callable[[Any], Any] | None, ...]]
+
+
+class SqliteInsert:
+    """A Core INSERT of one row (column name → value) that, on SQLite, runs straight on the driver's connection
+    in the session's transaction: its SQL compiled once per set of columns, each value converted by its column's
+    own bind processor (as SQLAlchemy would). Rows that leave a column with a default out, and other databases,
+    go through the session as usual."""
+
+    def __init__(self, table: Table) -> None:
+        self.stmt = insert(table)
+        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...], tuple[Any, ...]] | None] = {}
+
+    async def execute(self, session: AsyncSession, row: Mapping[str, Any]) -> None:
+        found = await sqlite_connection(session)
+        if found is not None:
+            database, dialect = found
+            key = (id(dialect), tuple(row))
+            if key not in self._compiled:
+                self._compiled[key] = self._compile(dialect, key[1])
+            compiled = self._compiled[key]
+            if compiled is not None:
+                sql, names, processors = compiled
+                values = [row[name] if p is None else p(row[name]) for name, p in zip(names, processors, strict=True)]
+                sqlite_execute(database, sql, values)
+                return
+        await session.execute(self.stmt, dict(row))
+
+    def _compile(self, dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], tuple[Any, ...]] | None:
+        compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys))
+        names = tuple(compiled.positiontup or ())
+        if compiled.positiontup is None or sorted(names) != sorted(keys):
+            return None  # a column SQLAlchemy would fill in (a default): leave it to SQLAlchemy
+        processors = compiled._bind_processors
+        return compiled.string, names, tuple(processors.get(name) for name in names)
+
+
+def sqlite_execute(database: sqlite3.Connection, sql: str, values: Sequence[Any]) -> sqlite3.Cursor:
+    """Execute on SQLite's connection; its errors raised as SQLAlchemy raises them (``IntegrityError`` → the
+    transaction is retried by ``in_transaction``)."""
+    try:
+        return database.execute(sql, values)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+
+
+def _value_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    if isinstance(type_, UTCDateTime):
+        slow = type_._cached_result_processor(dialect, None)
+        return lambda text: sqlite_utc(text, slow)
+    processor = type_._cached_result_processor(dialect, None)
+    if isinstance(type_, JSON) and processor is not None:
+        return lambda text: sqlite_json(text, processor)
+    return cast(Callable[[Any], Any] | None, processor)
+
+
+def sqlite_utc(text: Any, slow: Callable[[Any], Any] | None) -> Any:
+    """An ``UTCDateTime`` as SQLite stores it (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC) → aware datetime; other
+    forms by the column type's processor ``slow``."""
+    if type(text) is str and len(text) == 26 and text[10] == " ":
+        # The offset parsed with it: ``datetime.replace(tzinfo=…)`` costs several times the parse.
+        return datetime.fromisoformat(text + "+00:00")
+    return slow(text) if slow is not None else text
+
+
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"{}": dict, "[]": list}
+
+
+def sqlite_json(text: Any, slow: Callable[[Any], Any]) -> Any:
+    """A JSON column's stored text → its value, as the column type's processor ``slow`` gives it (the engine's
+    ``json_value``, msgspec with ``json.loads`` for what it refuses) without the processor's call chain."""
+    if type(text) is str:
+        empty = _EMPTY_JSON.get(text)
+        if empty is not None:
+            return empty()
+        return json_value(text)
+    return slow(text)
