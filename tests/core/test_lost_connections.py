@@ -58,14 +58,20 @@ async def _stored(runtime: Runtime) -> list[str]:
         return [str(v) for v in (await session.execute(text("SELECT v FROM probe"))).scalars()]
 
 
+async def _kill_idle(runtime: Runtime) -> Any:
+    """Use a pooled connection, give it back, then kill it while it idles in the pool; its driver connection."""
+    async with runtime.sessions() as session:
+        await session.execute(text("SELECT 1"))
+        driver = await _driver(session)
+    await _kill(runtime, driver)
+    return driver
+
+
 async def test_an_idle_connection_that_died_is_replaced_before_use(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 0.0)
-    async with runtime.sessions() as session:
-        await session.execute(text("SELECT 1"))
-        driver = await _driver(session)
-    await _kill(runtime, driver)  # idle in the pool now
+    driver = await _kill_idle(runtime)
     async with runtime.sessions() as session:
         assert (await session.execute(text("SELECT 2"))).scalar_one() == 2
         assert await _driver(session) is not driver
@@ -76,10 +82,7 @@ async def test_without_the_idle_ping_the_dead_connection_fails_once(
 ) -> None:
     # What the ping prevents (this also shows _kill really kills the connection).
     monkeypatch.setattr(core_db, "IDLE_PING_SECONDS", 3600.0)
-    async with runtime.sessions() as session:
-        await session.execute(text("SELECT 1"))
-        driver = await _driver(session)
-    await _kill(runtime, driver)
+    await _kill_idle(runtime)
     with pytest.raises(DBAPIError) as failed:
         async with runtime.sessions() as session:
             await session.execute(text("SELECT 2"))
