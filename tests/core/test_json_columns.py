@@ -56,3 +56,19 @@ async def test_a_session_json_column_round_trips_through_the_database(runtime: R
         assert fresh.identity_rules == rules
         if isinstance(stored, str):  # SQLite keeps the text msgspec wrote: compact
             assert stored == json_text(rules)
+
+
+def test_sqlite_date_times_are_parsed_in_one_call_and_other_forms_as_before() -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import sqlite
+
+    from innkeeper.core.db import UTCDateTime
+
+    utc = UTCDateTime()._cached_result_processor(sqlite.dialect(), None)
+    assert utc is not None
+    # The form SQLAlchemy writes (always microseconds): the one-call path.
+    assert utc("2026-03-01 12:00:00.000001") == datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC)
+    # Anything else (a row written by hand, without microseconds): SQLAlchemy's parse, then UTC.
+    assert utc("2026-03-01 12:00:00") == datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    assert utc(None) is None

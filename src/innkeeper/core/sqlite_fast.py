@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import JSON, Select, Table, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from innkeeper.core.db import UTCDateTime, json_value
+from innkeeper.core.db import json_value
 
 _SQLITE_KEY = "innkeeper.sqlite_connection"
 
@@ -41,8 +40,8 @@ async def sqlite_connection(session: AsyncSession) -> tuple[sqlite3.Connection, 
 
 class SqliteRead:
     """A prebuilt select that, on SQLite, runs straight on the driver's connection in the session's transaction:
-    its SQL compiled once, its values turned into what its column types give (``UTCDateTime`` and JSON columns
-    by fast paths). SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer
+    its SQL compiled once, its values turned into what its column types give (JSON columns by a fast path).
+    SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer
     a small read; on other databases the statement runs through the session as usual.
 
     Only for statements whose parameters need no bind processing (strings, numbers)."""
@@ -129,22 +128,11 @@ def sqlite_execute(database: sqlite3.Connection, sql: str, values: Sequence[Any]
 
 
 def _value_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    if isinstance(type_, UTCDateTime):
-        slow = type_._cached_result_processor(dialect, None)
-        return lambda text: sqlite_utc(text, slow)
+    # UTCDateTime's own processor already parses SQLite's text in one call (core.db).
     processor = type_._cached_result_processor(dialect, None)
     if isinstance(type_, JSON) and processor is not None:
         return lambda text: sqlite_json(text, processor)
     return cast(Callable[[Any], Any] | None, processor)
-
-
-def sqlite_utc(text: Any, slow: Callable[[Any], Any] | None) -> Any:
-    """An ``UTCDateTime`` as SQLite stores it (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC) → aware datetime; other
-    forms by the column type's processor ``slow``."""
-    if type(text) is str and len(text) == 26 and text[10] == " ":
-        # The offset parsed with it: ``datetime.replace(tzinfo=…)`` costs several times the parse.
-        return datetime.fromisoformat(text + "+00:00")
-    return slow(text) if slow is not None else text
 
 
 _EMPTY_JSON: dict[str, Callable[[], Any]] = {"{}": dict, "[]": list}

@@ -32,7 +32,6 @@ from innkeeper.core.sqlite_fast import (
     sqlite_connection,
     sqlite_execute,
     sqlite_json,
-    sqlite_utc,
 )
 from innkeeper.sessions.models import Event, Session
 
@@ -563,8 +562,9 @@ def _sqlite_history(
     database: sqlite3.Connection, dialect: Any, guest_ref: str, limit: int, with_raw: bool
 ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
     """``SessionRepository.context_history`` on SQLite's own connection: the values SQLAlchemy's column types
-    would give, by the fast paths of ``sqlite_utc`` / ``sqlite_json`` (the column types' processors else)."""
-    slow_utc = _SESSIONS.c.started_at.type._cached_result_processor(dialect, None)
+    would give: date-times by ``UTCDateTime``'s own processor, JSON by ``sqlite_json``."""
+    utc = _SESSIONS.c.started_at.type._cached_result_processor(dialect, None)
+    assert utc is not None
     slow_json = _SESSIONS.c.cart.type._cached_result_processor(dialect, None)
     assert slow_json is not None
     sessions: list[Sequence[Any]] = []
@@ -572,7 +572,7 @@ def _sqlite_history(
         row = list(found)
         for at in _SESSION_DATETIMES:
             if row[at] is not None:
-                row[at] = sqlite_utc(row[at], slow_utc)
+                row[at] = utc(row[at])
         for at in _SESSION_JSON:
             if row[at] is not None:
                 row[at] = sqlite_json(row[at], slow_json)
@@ -590,7 +590,7 @@ def _sqlite_history(
     for index, found in enumerate(events):
         row = list(found)
         if row[at] is not None:
-            row[at] = sqlite_utc(row[at], slow_utc)
+            row[at] = utc(row[at])
         events[index] = row
     return sessions, events
 
