@@ -6,13 +6,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
-from sqlalchemy import JSON, DateTime, MetaData, event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, ColumnElement, DateTime, MetaData, String, any_, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -187,6 +187,17 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         # Take the write lock up front so a read-then-write transaction cannot hit
         # SQLITE_BUSY_SNAPSHOT when another process (a worker) wrote in between.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY($1)``: one array parameter, not one per value.
+
+    A batch chunk looks up thousands of values: as an IN list each count is another statement to prepare and
+    plan (with a parameter per value); as an array it is one.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(String))))
+    return cast(ColumnElement[bool], column.in_(list(values)))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

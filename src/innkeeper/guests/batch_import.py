@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from json.encoder import JSONEncoder, c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import JSON, DateTime, String, Table, any_, bindparam, insert, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import JSON, DateTime, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -495,31 +494,6 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[object
         raise refused(f"COPY {table.name}", None, exc) from exc
 
 
-class _ChunkRepository(GuestRepository):
-    """``GuestBatchRepository`` with the identifier lookup of a whole chunk as one array parameter on PostgreSQL.
-
-    (It belongs in ``GuestBatchRepository.batch_owners``; kept here while that file is not ours.)
-    """
-
-    async def batch_owners(self, keys: Iterable[tuple[str, str]]) -> list[GuestIdentifier]:
-        """The identifier rows of these ``(provider, value)`` pairs.
-
-        PostgreSQL: ``provider = ANY($1) AND value = ANY($2)``, one prepared statement whatever
-        the number of values (an IN list is a new statement, with a parameter per value, for
-        each count); SQLite: ``GuestBatchRepository``'s IN lists.
-        """
-        wanted = set(keys)
-        if not wanted or self.session.get_bind().dialect.name != "postgresql":
-            return await super().batch_owners(wanted)
-        providers, values = sorted({p for p, _ in wanted}), [v for _, v in wanted]
-        stmt = select(GuestIdentifier).where(
-            GuestIdentifier.provider == any_(bindparam(None, providers, type_=postgresql.ARRAY(String))),
-            GuestIdentifier.value == any_(bindparam(None, values, type_=postgresql.ARRAY(String))),
-        )
-        rows = (await self.session.execute(stmt)).scalars()
-        return [row for row in rows if (row.provider, row.value) in wanted]
-
-
 class GuestChunk:
     """What a chunk of batch records reads and writes about guests, read once and written together.
 
@@ -531,7 +505,7 @@ class GuestChunk:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.repo = _ChunkRepository(session)
+        self.repo = GuestRepository(session)
         self._by_ref: dict[str, Guest | None] = {}
         self._owner: dict[tuple[str, str], str | None] = {}
         self._identifiers: dict[str, list[GuestIdentifier]] = {}

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.db import among
 from innkeeper.core.sqlite_fast import SqliteRead
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
 
@@ -423,13 +424,16 @@ class GuestBatchRepository(GuestRepository):
         """The identifier rows of these ``(provider, value)`` pairs.
 
         ``provider IN … AND value IN …`` (then an exact filter here) rather than a row-value
-        IN, which SQLite answers with a scan of the whole table instead of the unique index.
+        IN, which SQLite answers with a scan of the whole table instead of the unique index;
+        ``= ANY(array)`` on PostgreSQL (:func:`among`).
         """
         wanted = set(keys)
         if not wanted:
             return []
-        providers, values = {p for p, _ in wanted}, {v for _, v in wanted}
-        stmt = select(GuestIdentifier).where(GuestIdentifier.provider.in_(providers), GuestIdentifier.value.in_(values))
+        providers, values = sorted({p for p, _ in wanted}), [v for _, v in wanted]
+        stmt = select(GuestIdentifier).where(
+            among(self.session, GuestIdentifier.provider, providers), among(self.session, GuestIdentifier.value, values)
+        )
         rows = (await self.session.execute(stmt)).scalars()
         return [row for row in rows if (row.provider, row.value) in wanted]
 

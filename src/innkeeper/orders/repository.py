@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, delete, or_, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
+from innkeeper.core.db import among
 from innkeeper.orders.models import Order, OrderConsumer, OrderContact, OrderExtension, OrderItem
 
 
@@ -222,25 +221,15 @@ class OrderBatchRepository(OrderRepository):
 
     async def batch_by_references(self, reference_ids: Iterable[str]) -> list[Order]:
         """The orders with these reference ids, locked."""
-        stmt = select(Order).where(self._among(Order.reference_id, reference_ids)).with_for_update()
+        stmt = select(Order).where(among(self.session, Order.reference_id, reference_ids)).with_for_update()
         return list((await self.session.execute(stmt)).scalars())
 
     async def batch_contacts(self, order_refs: list[str]) -> list[OrderContact]:
         """The contact rows of these orders, locked."""
         if not order_refs:
             return []
-        stmt = select(OrderContact).where(self._among(OrderContact.order_ref, order_refs)).with_for_update()
+        stmt = select(OrderContact).where(among(self.session, OrderContact.order_ref, order_refs)).with_for_update()
         return list((await self.session.execute(stmt)).scalars())
-
-    def _among(self, column: InstrumentedAttribute[str], values: Iterable[str]) -> ColumnElement[bool]:
-        """``column IN (values)``; on PostgreSQL ``column = ANY($1)``: one array parameter, not one per value.
-
-        An import chunk looks up thousands of values: as an IN list each count is another
-        statement to prepare and plan (with a parameter per value); as an array it is one.
-        """
-        if self.session.get_bind().dialect.name == "postgresql":
-            return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
-        return column.in_(list(values))
 
     async def batch_detach_guests(self, guest_refs: list[str]) -> None:
         """Clear the guest links of the orders, contacts and consumers of these guests."""
