@@ -60,6 +60,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        slow = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or slow is None:
+            return slow
+
+        def process(value: Any) -> Any:
+            # A UTC datetime (what our clock gives) written as SQLite's DATETIME text, "YYYY-MM-DD HH:MM:SS.ffffff",
+            # in one call instead of astimezone, replace and SQLAlchemy's formatting; anything else as before.
+            if type(value) is datetime and value.tzinfo is UTC:
+                return value.isoformat(" ", "microseconds")[:26]
+            return slow(value)
+
+        return process
+
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
         slow = super().result_processor(dialect, coltype)
         if dialect.name != "sqlite" or slow is None:

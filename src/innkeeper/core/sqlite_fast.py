@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, Select, Table, insert
+from sqlalchemy import JSON, Insert, Select, Table, Update, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,22 +44,32 @@ class SqliteRead:
     SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer
     a small read; on other databases the statement runs through the session as usual.
 
-    Only for statements whose parameters need no bind processing (strings, numbers)."""
+    Only for statements whose parameters need no bind processing (strings, numbers). One parameter may be an
+    expanding one (``col.in_(bindparam("refs", expanding=True))``): the SQL is then compiled once per length of
+    its list."""
 
     def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
         self.stmt = stmt
-        self._compiled: dict[int, _Compiled | None] = {}
+        self._compiled: dict[tuple[int, int], _Compiled | None] = {}
+        expanding = [bind.key for bind in stmt._get_embedded_bindparams() if bind.expanding]
+        self._expanding: str | None = expanding[0] if len(expanding) == 1 else None
+        self._unsupported = len(expanding) > 1
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Sequence[Any]]:
         """The result rows, as sequences of column values in the statement's order."""
-        found = await sqlite_connection(session)
+        found = None if self._unsupported else await sqlite_connection(session)
         if found is not None:
             database, dialect = found
-            if id(dialect) not in self._compiled:
-                self._compiled[id(dialect)] = self._compile(dialect)
-            compiled = self._compiled[id(dialect)]
+            expanding = self._expanding
+            items: Sequence[Any] = params[expanding] if expanding is not None else ()
+            key = (id(dialect), len(items))
+            if key not in self._compiled:
+                self._compiled[key] = self._compile(dialect, len(items))
+            compiled = self._compiled[key]
             if compiled is not None:
                 sql, names, literals, processors = compiled
+                if expanding is not None:
+                    params = {**params, **{f"{expanding}_{i}": item for i, item in enumerate(items, 1)}}
                 values = [params[name] if name in params else literals[name] for name in names]
                 rows = sqlite_execute(database, sql, values).fetchall()
                 if not any(processors):
@@ -70,8 +80,16 @@ class SqliteRead:
                 ]
         return list((await session.execute(self.stmt, params)).all())
 
-    def _compile(self, dialect: Any) -> _Compiled | None:
-        compiled = self.stmt.compile(dialect=dialect)
+    def _compile(self, dialect: Any, length: int) -> _Compiled | None:
+        stmt = self.stmt
+        if self._expanding is not None:
+            if length == 0:
+                return None  # SQLAlchemy's rendering of an empty IN: leave it to SQLAlchemy
+            # Rendered with as many placeholders as the list has items, named refs_1, refs_2…
+            stmt = stmt.params({self._expanding: [None] * length})
+            compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        else:
+            compiled = stmt.compile(dialect=dialect)
         if compiled._bind_processors or compiled.positiontup is None:
             return None  # a parameter SQLAlchemy would convert: leave it to SQLAlchemy
         # Values written in the statement (``guest_type != "retired"``) are bound parameters with a value.
@@ -114,6 +132,59 @@ class SqliteInsert:
         names = tuple(compiled.positiontup or ())
         if compiled.positiontup is None or sorted(names) != sorted(keys):
             return None  # a column SQLAlchemy would fill in (a default): leave it to SQLAlchemy
+        processors = compiled._bind_processors
+        return compiled.string, names, tuple(processors.get(name) for name in names)
+
+
+class SqliteWrite:
+    """A Core INSERT or UPDATE run for many rows (each a mapping of its parameters: column names for an INSERT,
+    the bound parameters' names for an UPDATE) that, on SQLite, is one ``executemany`` straight on the driver's
+    connection in the session's transaction: its SQL compiled once per set of keys, each value converted by its
+    parameter's own bind processor (as SQLAlchemy would, without its per-parameter machinery). Every row must
+    have the keys of the first. A statement that would need a value the rows do not give (a column default or
+    ``onupdate``), and other databases, go through the session as usual."""
+
+    def __init__(self, stmt: Insert | Update) -> None:
+        self.stmt = stmt
+        self._insert = isinstance(stmt, Insert)
+        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...], tuple[Any, ...]] | None] = {}
+
+    async def execute_many(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        found = await sqlite_connection(session)
+        if found is not None:
+            database, dialect = found
+            key = (id(dialect), tuple(rows[0]))
+            if key not in self._compiled:
+                self._compiled[key] = self._compile(dialect, key[1])
+            compiled = self._compiled[key]
+            if compiled is not None:
+                sql, names, processors = compiled
+                if any(processors):
+                    pairs = tuple(zip(names, processors, strict=True))
+                    values = [[row[n] if p is None else p(row[n]) for n, p in pairs] for row in rows]
+                else:
+                    values = [[row[n] for n in names] for row in rows]
+                try:
+                    database.executemany(sql, values)
+                except sqlite3.Error as exc:
+                    raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+                return
+        await session.execute(self.stmt, [dict(row) for row in rows])
+
+    def _compile(self, dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], tuple[Any, ...]] | None:
+        if self._insert:
+            compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys))
+        else:
+            compiled = self.stmt.compile(dialect=dialect)
+        if compiled.positiontup is None:
+            return None
+        names = tuple(compiled.positiontup)
+        # Every placeholder filled from the rows (nothing SQLAlchemy would compute), and for an INSERT every key
+        # is a column written.
+        if not set(names) <= set(keys) or (self._insert and set(names) != set(keys)):
+            return None
         processors = compiled._bind_processors
         return compiled.string, names, tuple(processors.get(name) for name in names)
 

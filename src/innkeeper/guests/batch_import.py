@@ -518,7 +518,7 @@ class GuestChunk:
         """Look up, in one query each, the guests, identifiers and extensions the records name."""
         keys = {(i.provider, i.id) for data in values for i in data.identifiers} - self._owner.keys()
         refs = {data.ref for data in values if data.ref and is_ref(data.ref)} - self._by_ref.keys()
-        owned = await self.repo.batch_owners(keys) if keys else []
+        owned = await self.repo.owners(keys) if keys else []
         self._owner.update(dict.fromkeys(keys))
         self._owner.update({(row.provider, row.value): row.guest_ref for row in owned})
         refs |= {row.guest_ref for row in owned} - self._by_ref.keys()
@@ -546,7 +546,7 @@ class GuestChunk:
         missing = [key for key in keys if key not in self._owner]
         if missing:
             self._owner.update(dict.fromkeys(missing))
-            self._owner.update({(r.provider, r.value): r.guest_ref for r in await self.repo.batch_owners(missing)})
+            self._owner.update({(r.provider, r.value): r.guest_ref for r in await self.repo.owners(missing)})
         return {ref for key in keys if (ref := self._owner[key]) is not None}
 
     async def identifiers(self, guest_ref: str) -> list[GuestIdentifier]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.db import among
-from innkeeper.core.sqlite_fast import SqliteRead
+from innkeeper.core.sqlite_fast import SqliteRead, SqliteWrite, sqlite_connection, sqlite_execute
 from innkeeper.guests.models import Browser, Guest, GuestExtension, GuestIdentifier
 
 # Every event reads its browser (and a new session its guest): these statements are built once (building one
@@ -109,21 +110,29 @@ class GuestRepository:
 
     async def mark_seen(self, guests: list[tuple[str, datetime]], browsers: list[tuple[str, datetime]]) -> None:
         """Set ``last_seen`` (and a missing ``first_seen``) of these guests and browsers, one executemany each."""
-        if guests:
-            await self.session.execute(_GUEST_SEEN, [{"b_ref": ref, "b_when": when} for ref, when in guests])
-        if browsers:
-            await self.session.execute(_BROWSER_SEEN, [{"b_ref": ref, "b_when": when} for ref, when in browsers])
+        await _SQLITE_GUEST_SEEN.execute_many(self.session, [{"b_ref": ref, "b_when": when} for ref, when in guests])
+        await _SQLITE_BROWSER_SEEN.execute_many(
+            self.session, [{"b_ref": ref, "b_when": when} for ref, when in browsers]
+        )
 
     async def identity_guests(self, refs: list[str]) -> list[IdentityGuest]:
         """These guests' identity fields (the batched IDENTITY path), locked in ref order."""
         if not refs:
             return []
-        rows = await self.session.execute(_IDENTITY_GUESTS_FOR_UPDATE, {"refs": refs})
-        return [IdentityGuest(*row) for row in rows.all()]
+        rows = await _SQLITE_IDENTITY_GUESTS.rows(self.session, {"refs": refs})
+        return [IdentityGuest(*row) for row in rows]
 
     async def identifier_owners(self, keys: list[tuple[str, str]]) -> list[tuple[tuple[str, str], str]]:
         """``((provider, value), guest ref)`` of the identifiers among ``keys`` that exist."""
         found: list[tuple[tuple[str, str], str]] = []
+        connection = await sqlite_connection(self.session)
+        if connection is not None:
+            for at in range(0, len(keys), 100):
+                chunk = keys[at : at + 100]
+                values = [part for key in chunk for part in key]
+                rows = sqlite_execute(connection[0], _sqlite_owners_sql(len(chunk)), values).fetchall()
+                found.extend(((provider, value), guest) for provider, value, guest in rows)
+            return found
         for at in range(0, len(keys), 500):
             stmt = select(GuestIdentifier.provider, GuestIdentifier.value, GuestIdentifier.guest_ref).where(
                 tuple_(GuestIdentifier.provider, GuestIdentifier.value).in_(keys[at : at + 500])
@@ -135,28 +144,24 @@ class GuestRepository:
         """Store the identity fields of these guests (IdentityGuest rows), one executemany."""
         if rows:
             params = [{f"b_{name}": getattr(row, name) for name in ("ref", *_IDENTITY_WRITTEN)} for row in rows]
-            await self.session.execute(_WRITE_IDENTITY_GUEST, params)
+            await _SQLITE_WRITE_IDENTITY_GUEST.execute_many(self.session, params)
 
     async def insert_identifiers(self, rows: list[dict[str, Any]]) -> None:
         """New identifier rows in one multi-row INSERT."""
-        if rows:
-            await self.session.execute(_INSERT_IDENTIFIER, rows)
+        await _SQLITE_INSERT_IDENTIFIERS.execute_many(self.session, rows)
 
     async def lock_live_browsers(self, refs: list[str]) -> dict[str, str]:
         """Lock these browsers (in ref order) and return ``ref → guest ref`` of the live ones among them."""
-        rows = await self.session.execute(_LIVE_BROWSERS_FOR_UPDATE, {"refs": refs})
-        return {ref: guest_ref for ref, guest_ref in rows.all()}
+        rows = await _SQLITE_LIVE_BROWSERS.rows(self.session, {"refs": refs})
+        return {ref: guest_ref for ref, guest_ref in rows}
 
     async def identifiers_of(self, guest_ref: str) -> list[GuestIdentifier]:
         stmt = select(GuestIdentifier).where(GuestIdentifier.guest_ref == guest_ref).order_by(GuestIdentifier.id)
         return list((await self.session.execute(stmt)).scalars())
 
     async def owners(self, keys: Iterable[tuple[str, str]]) -> list[GuestIdentifier]:
-        keys = list(keys)
-        if not keys:
-            return []
-        stmt = select(GuestIdentifier).where(tuple_(GuestIdentifier.provider, GuestIdentifier.value).in_(keys))
-        return list((await self.session.execute(stmt)).scalars())
+        """The identifier rows of these ``(provider, value)`` pairs (by the unique index on both stores)."""
+        return await identifier_rows(self.session, keys)
 
     async def guests(self, refs: Iterable[str]) -> list[Guest]:
         stmt = select(Guest).where(Guest.ref.in_(list(refs))).order_by(Guest.created_at, Guest.ref)
@@ -420,23 +425,6 @@ class GuestBatchRepository(GuestRepository):
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def batch_owners(self, keys: Iterable[tuple[str, str]]) -> list[GuestIdentifier]:
-        """The identifier rows of these ``(provider, value)`` pairs.
-
-        ``provider IN … AND value IN …`` (then an exact filter here) rather than a row-value
-        IN, which SQLite answers with a scan of the whole table instead of the unique index;
-        ``= ANY(array)`` on PostgreSQL (:func:`among`).
-        """
-        wanted = set(keys)
-        if not wanted:
-            return []
-        providers, values = sorted({p for p, _ in wanted}), [v for _, v in wanted]
-        stmt = select(GuestIdentifier).where(
-            among(self.session, GuestIdentifier.provider, providers), among(self.session, GuestIdentifier.value, values)
-        )
-        rows = (await self.session.execute(stmt)).scalars()
-        return [row for row in rows if (row.provider, row.value) in wanted]
-
     async def batch_guests(self, refs: Iterable[str]) -> list[Guest]:
         """The guests with these refs (live or not), locked."""
         stmt = select(Guest).where(Guest.ref.in_(list(refs))).with_for_update()
@@ -523,5 +511,37 @@ _LIVE_PROFILE_OF_BROWSER = (
 
 
 _SQLITE_LIVE_PROFILE = SqliteRead(_LIVE_PROFILE_OF_BROWSER)
+_SQLITE_LIVE_BROWSERS = SqliteRead(_LIVE_BROWSERS_FOR_UPDATE)
+_SQLITE_IDENTITY_GUESTS = SqliteRead(_IDENTITY_GUESTS_FOR_UPDATE)
+_SQLITE_WRITE_IDENTITY_GUEST = SqliteWrite(_WRITE_IDENTITY_GUEST)
+_SQLITE_INSERT_IDENTIFIERS = SqliteWrite(_INSERT_IDENTIFIER)
+_SQLITE_GUEST_SEEN = SqliteWrite(_GUEST_SEEN)
+_SQLITE_BROWSER_SEEN = SqliteWrite(_BROWSER_SEEN)
 _SQLITE_IDENTIFIER_PAIRS = SqliteRead(_IDENTIFIER_PAIRS)
 _SQLITE_EXTENSION_ROWS = SqliteRead(_EXTENSION_ROWS)
+
+
+@functools.cache
+def _sqlite_owners_sql(count: int) -> str:
+    """SQLite: the owners of ``count`` (provider, value) pairs. OR-ed equalities, each a search of the unique
+    index: SQLite answers the row-value form SQLAlchemy renders for ``tuple_(…).in_(…)``, ``(provider, value) IN
+    (VALUES …)``, by scanning the whole table."""
+    pairs = " OR ".join(["(provider = ? AND value = ?)"] * count)
+    return f"SELECT provider, value, guest_ref FROM guest_identifiers WHERE {pairs}"
+
+
+async def identifier_rows(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> list[GuestIdentifier]:
+    """The identifier rows of these ``(provider, value)`` pairs.
+
+    ``provider IN … AND value IN …`` (then an exact filter here) rather than a row-value IN, which SQLite answers
+    with a scan of the whole table instead of the unique index; ``= ANY(array)`` on PostgreSQL (:func:`among`).
+    """
+    wanted = set(keys)
+    if not wanted:
+        return []
+    providers, values = sorted({p for p, _ in wanted}), [v for _, v in wanted]
+    stmt = select(GuestIdentifier).where(
+        among(session, GuestIdentifier.provider, providers), among(session, GuestIdentifier.value, values)
+    )
+    rows = (await session.execute(stmt)).scalars()
+    return [row for row in rows if (row.provider, row.value) in wanted]

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from innkeeper.core.sqlite_fast import (
     SqliteInsert,
     SqliteRead,
+    SqliteWrite,
     sqlite_connection,
     sqlite_execute,
     sqlite_json,
@@ -149,26 +150,24 @@ class SessionRepository:
 
     async def insert_sessions(self, rows: list[dict[str, Any]]) -> None:
         """Session rows (every column of ``sessions``) in one multi-row INSERT."""
-        if rows:
-            await self.session.execute(_INSERT_SESSION, rows)
+        await _SQLITE_INSERT_SESSIONS.execute_many(self.session, rows)
 
     async def insert_events(self, rows: list[dict[str, Any]]) -> None:
         """Event rows (every column of ``events``) in one multi-row INSERT."""
-        if rows:
-            await self.session.execute(_INSERT_EVENT, rows)
+        await _SQLITE_INSERT_EVENTS.execute_many(self.session, rows)
 
     async def open_of_browsers(self, browser_refs: list[str]) -> list[OpenSession]:
         """Every OPEN session of these browsers, locked for this transaction, as plain objects."""
         if not browser_refs:
             return []
-        rows = await self.session.execute(_OPEN_OF_BROWSERS, {"refs": browser_refs})
-        return [OpenSession(*row) for row in rows.all()]
+        rows = await _SQLITE_OPEN_OF_BROWSERS.rows(self.session, {"refs": browser_refs})
+        return [OpenSession(*row) for row in rows]
 
     async def write_touched(self, rows: Sequence[OpenSession]) -> None:
         """Store what events changed in these sessions (their touched fields), one executemany."""
         if rows:
             params = [{f"b_{name}": getattr(row, name) for name in ("ref", *TOUCHED_FIELDS)} for row in rows]
-            await self.session.execute(_WRITE_TOUCHED, params)
+            await _SQLITE_WRITE_TOUCHED.execute_many(self.session, params)
 
     async def open_for_key(self, browser_ref: str, channel: str, pos: str) -> Session | None:
         params = {"browser_ref": browser_ref, "channel": channel, "pos": pos}
@@ -512,6 +511,10 @@ _CONTEXT_LATEST_OPEN = (
 )
 _SQLITE_CONTEXT_LATEST_OPEN = SqliteRead(_CONTEXT_LATEST_OPEN)
 _SQLITE_INSERT_EVENT = SqliteInsert(_EVENTS)
+_SQLITE_INSERT_EVENTS = SqliteWrite(_INSERT_EVENT)
+_SQLITE_INSERT_SESSIONS = SqliteWrite(_INSERT_SESSION)
+_SQLITE_OPEN_OF_BROWSERS = SqliteRead(_OPEN_OF_BROWSERS)
+_SQLITE_WRITE_TOUCHED = SqliteWrite(_WRITE_TOUCHED)
 CONTEXT_EVENT_COLUMNS = (
     "ref",
     "session_ref",

@@ -372,7 +372,7 @@ async def _identity_claims(
             wanted.append((ref, items[mine[0]].message))
     if not wanted:
         return {}
-    settings = await tenant.get_tenant(session)
+    settings = await tenant.identity_settings(session)
     providers = {str(rule.get("provider")) for rule in settings.identity_rules} or None
     claims = [
         identity.Claim(ref, browsers[ref], identity.parse_identity(message, email_fallback=settings.email_fallback))
@@ -387,7 +387,7 @@ class _Step:
 
     index: int
     row: sessions.OpenSession
-    pos: Any
+    pos: tenant.PosSettings
     now: datetime
     opens: dict[str, Any] | None  # the new session's columns when this event opens it
 
@@ -409,7 +409,7 @@ async def _plan_browser(
     for index in indexes:
         item = items[index]
         message = item.message
-        pos = await tenant.resolve_pos(session, message["pos"][:100], auto_create=False, clock=clock)
+        pos = await tenant.pos_settings(session, message["pos"][:100])
         if pos is None:
             return None
         key = (browser_ref, message["channel"][:40], pos.name)

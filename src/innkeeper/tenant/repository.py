@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from innkeeper.core.sqlite_fast import SqliteRead
 from innkeeper.tenant.models import ApiToken, PointOfSale, Tenant
 
 _POS_BY_NAME = select(PointOfSale).where(PointOfSale.name == bindparam("name"))  # per event: built once
+# What identity resolution needs of the tenant, without loading the ORM object (the batched ingest path).
+_IDENTITY_SETTINGS = SqliteRead(select(Tenant.identity_rules, Tenant.email_fallback).where(Tenant.id == 1))
+# What sessionization needs of a point of sale, without loading the ORM object (the batched ingest path).
+_POS_SETTINGS = SqliteRead(
+    select(PointOfSale.name, PointOfSale.timeout_minutes, PointOfSale.language, PointOfSale.currency_code).where(
+        PointOfSale.name == bindparam("name")
+    )
+)
 
 
 class TenantRepository:
@@ -40,6 +50,16 @@ class TenantRepository:
 
     async def pos_by_name(self, name: str) -> PointOfSale | None:
         return (await self.session.execute(_POS_BY_NAME, {"name": name})).scalar_one_or_none()
+
+    async def identity_settings(self) -> tuple[list[dict[str, Any]], bool] | None:
+        """(identity rules, email fallback) of the tenant."""
+        rows = await _IDENTITY_SETTINGS.rows(self.session, {})
+        return (list(rows[0][0] or []), bool(rows[0][1])) if rows else None
+
+    async def pos_settings(self, name: str) -> tuple[str, int, str | None, str | None] | None:
+        """(name, timeout in minutes, language, currency code) of the named point of sale."""
+        rows = await _POS_SETTINGS.rows(self.session, {"name": name})
+        return (rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
 
     async def pos_by_site(self, site: str) -> PointOfSale | None:
         stmt = (

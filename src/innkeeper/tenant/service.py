@@ -194,6 +194,59 @@ async def resolve_pos(session: AsyncSession, name: str, *, auto_create: bool, cl
     return pos
 
 
+@dataclass(frozen=True, slots=True)
+class IdentitySettings:
+    """What identity resolution needs of the tenant."""
+
+    identity_rules: list[dict[str, Any]]
+    email_fallback: bool
+
+
+async def identity_settings(session: AsyncSession) -> IdentitySettings:
+    """The tenant's identity rules and email fallback, read as a plain row (the batched ingest path)."""
+    row = await TenantRepository(session).identity_settings()
+    if row is None:
+        raise RuntimeError("tenant not bootstrapped; run `innkeeper serve` or `innkeeper db upgrade`")
+    return IdentitySettings(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class PosSettings:
+    """What sessionization needs of a point of sale."""
+
+    name: str
+    timeout_minutes: int
+    language: str | None
+    currency_code: str | None
+
+
+_POS_SETTINGS_IN_TRANSACTION = "innkeeper.tenant.pos_settings_read"
+
+
+async def pos_settings(session: AsyncSession, name: str) -> PosSettings | None:
+    """The named point of sale's settings, None if there is none (never created here: the batched ingest
+    path leaves an unknown point of sale to :func:`resolve_pos`). Read once per transaction, like
+    :func:`resolve_pos`, and as a plain row rather than an ORM object."""
+    transaction = session.sync_session.get_transaction()
+    memo: tuple[object, dict[str, PosSettings]] | None = session.info.get(_POS_SETTINGS_IN_TRANSACTION)
+    if memo is not None and memo[0] is transaction and transaction is not None:
+        found = memo[1].get(name)
+        if found is not None:
+            return found
+    row = await TenantRepository(session).pos_settings(name)
+    if row is None:
+        return None
+    settings = PosSettings(*row)
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None:
+        memo = session.info.get(_POS_SETTINGS_IN_TRANSACTION)
+        if memo is None or memo[0] is not transaction:
+            memo = (transaction, {})
+            session.info[_POS_SETTINGS_IN_TRANSACTION] = memo
+        memo[1][name] = settings
+    return settings
+
+
 async def pos_for_site(session: AsyncSession, site: str) -> PointOfSale | None:
     """The point of sale whose name or siteName equals the Cloud SDK ``siteId``."""
     return await TenantRepository(session).pos_by_site(site)
