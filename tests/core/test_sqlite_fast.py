@@ -21,7 +21,8 @@ from innkeeper.core.db import UTCDateTime, create_engine
 from innkeeper.core.ids import new_ref
 from innkeeper.core.runtime import Runtime
 from innkeeper.core.sqlite_fast import SqliteRead, SqliteWrite
-from innkeeper.guests.models import Browser, Guest
+from innkeeper.guests.models import Browser, Guest, GuestIdentifier
+from innkeeper.guests.repository import GuestRepository, _sqlite_owners_sql
 from innkeeper.tenant import service as tenant
 from tests.support.clock import FrozenClock
 
@@ -195,3 +196,33 @@ async def test_point_of_sale_settings_are_read_once_per_transaction(runtime: Run
         assert (await tenant.pos_settings(db, "fast/ie")) is found
         await db.commit()
         assert (await tenant.pos_settings(db, "fast/ie")) == tenant.PosSettings("fast/ie", 30, "EN", None)
+
+
+async def test_identifier_owners_are_found_by_the_unique_index(db: AsyncSession) -> None:
+    refs = await _seed(db, 3)
+    rows = [
+        {"guest_ref": ref, "provider": provider, "value": f"{i}@x.test", "expiry_date": None, "created_at": T0}
+        for i, ref in enumerate(refs)
+        for provider in ("email", "crm")
+    ]
+    await db.execute(insert(GuestIdentifier), rows)
+    repo = GuestRepository(db)
+    wanted = [("email", "0@x.test"), ("crm", "2@x.test"), ("email", "9@x.test"), ("crm", "0@x.test")]
+    expected = {("email", "0@x.test"): refs[0], ("crm", "2@x.test"): refs[2], ("crm", "0@x.test"): refs[0]}
+    assert dict(await repo.identifier_owners(wanted)) == expected
+    assert {(r.provider, r.value): r.guest_ref for r in await repo.owners(wanted)} == expected
+    assert await repo.owners([]) == [] and await repo.identifier_owners([]) == []
+    if db.get_bind().dialect.name == "sqlite":
+        # SQLite answers the row-value form ((provider, value) IN (VALUES …)) by scanning the table: the fast
+        # path's statement must be a search of the unique index for every pair.
+        sql = (
+            _sqlite_owners_sql(2)
+            .replace("?", ":p", 1)
+            .replace("?", ":q", 1)
+            .replace("?", ":r", 1)
+            .replace("?", ":s", 1)
+        )
+        plan = (await db.execute(text("EXPLAIN QUERY PLAN " + sql), {"p": "a", "q": "b", "r": "c", "s": "d"})).all()
+        details = [row[-1] for row in plan]
+        assert not any(d.startswith("SCAN") for d in details), details
+        assert sum("USING INDEX" in d for d in details) == 2, details
