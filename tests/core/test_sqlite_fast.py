@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from innkeeper.core.db import UTCDateTime, create_engine
 from innkeeper.core.ids import new_ref
 from innkeeper.core.runtime import Runtime
-from innkeeper.core.sqlite_fast import SqliteRead, SqliteWrite
+from innkeeper.core.sqlite_fast import LeanTransactionOnly, SqliteRead, SqliteWrite, lean_transaction
 from innkeeper.guests.models import Browser, Guest, GuestIdentifier
 from innkeeper.guests.repository import GuestRepository, _sqlite_owners_sql
 from innkeeper.tenant import service as tenant
@@ -226,3 +226,31 @@ async def test_identifier_owners_are_found_by_the_unique_index(db: AsyncSession)
         details = [row[-1] for row in plan]
         assert not any(d.startswith("SCAN") for d in details), details
         assert sum("USING INDEX" in d for d in details) == 2, details
+
+
+async def test_a_lean_transaction_commits_all_or_nothing(runtime: Runtime) -> None:
+    write = SqliteWrite(insert(Guest))
+    kept, lost = new_ref(), new_ref()
+    async with lean_transaction(runtime.engine) as session:
+        if runtime.engine.dialect.name != "sqlite":
+            assert session is None  # PostgreSQL: the caller takes SQLAlchemy's session
+            return
+        assert session is not None
+        await write.execute_many(session, [_guest(kept, T0)])
+        # Statements without a fast path cannot run here (they would need a second pooled connection).
+        with pytest.raises(LeanTransactionOnly):
+            await SqliteRead(_LIVE).rows(session, {"refs": []})  # an empty IN: SQLAlchemy's rendering
+        with pytest.raises(LeanTransactionOnly):
+            await write.execute_many(session, [{"ref": lost, "guest_type": "visitor"}])  # defaults left out
+
+    async def duplicate() -> None:
+        async with lean_transaction(runtime.engine) as session:
+            assert session is not None
+            await write.execute_many(session, [_guest(lost, T0)])
+            await write.execute_many(session, [_guest(kept, T0)])  # a duplicate: the whole transaction goes
+
+    with pytest.raises(IntegrityError):
+        await duplicate()
+    async with runtime.sessions() as db:
+        stored = set((await db.execute(select(Guest.ref).where(Guest.ref.in_([kept, lost])))).scalars())
+    assert stored == {kept}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -87,9 +90,32 @@ async def test_a_refused_event_gets_its_own_error_and_the_rest_of_its_batch_is_s
     assert _writer(app).batches < 5
 
 
-def _failing_commit(failure: Exception, times: int = 1) -> tuple[Any, dict[str, int]]:
-    """A COMMIT listener that rolls the transaction back on the server and raises ``failure``, ``times`` times."""
-    state = {"left": times}
+@contextlib.asynccontextmanager
+async def _commits_failing(runtime: Runtime, failure: Exception, state: dict[str, int]) -> AsyncIterator[None]:
+    """COMMITs fail as ``_failing_commit`` says, on every path that commits.
+
+    On SQLite the group commit's lean transactions COMMIT on the driver's connection itself, past SQLAlchemy's
+    events: the driver's COMMIT (which SQLAlchemy's own transactions call too) fails there, its transaction rolled
+    back as the server would. On PostgreSQL SQLAlchemy's ``commit`` event raises.
+    """
+    if runtime.engine.dialect.name == "sqlite":
+        async with runtime.engine.connect() as connection:
+            driver = cast(Any, (await connection.get_raw_connection()).driver_connection)
+        commit = driver.commit
+
+        async def failing() -> None:
+            if state["left"]:
+                state["left"] -= 1
+                driver._connection.rollback()
+                raise sqlite3.OperationalError(str(failure))
+            await commit()
+
+        driver.commit = failing
+        try:
+            yield
+        finally:
+            del driver.commit  # the class's own again
+        return
 
     def fail(conn: Any) -> None:
         if state["left"]:
@@ -97,16 +123,21 @@ def _failing_commit(failure: Exception, times: int = 1) -> tuple[Any, dict[str, 
             conn.connection.rollback()
             raise OperationalError("COMMIT", {}, failure)
 
-    return fail, state
-
-
-async def _send_twelve(client: httpx.AsyncClient, runtime: Runtime, listener: Any) -> tuple[list[str], Any]:
-    browsers = [(await create_browser(client))["ref"] for _ in range(4)]
-    sa_event.listen(runtime.engine.sync_engine, "commit", listener)
+    sa_event.listen(runtime.engine.sync_engine, "commit", fail)
     try:
-        responses = await asyncio.gather(*(_post(client, event(b, page="x")) for b in browsers * 3))
+        yield
     finally:
-        sa_event.remove(runtime.engine.sync_engine, "commit", listener)
+        sa_event.remove(runtime.engine.sync_engine, "commit", fail)
+
+
+async def _send_twelve(
+    client: httpx.AsyncClient, runtime: Runtime, failure: Exception, state: dict[str, int]
+) -> tuple[list[str], Any]:
+    """Twelve events of four browsers at once while COMMITs fail (rolled back on the server) ``state["left"]``
+    times."""
+    browsers = [(await create_browser(client))["ref"] for _ in range(4)]
+    async with _commits_failing(runtime, failure, state):
+        responses = await asyncio.gather(*(_post(client, event(b, page="x")) for b in browsers * 3))
     async with runtime.sessions() as session:
         stored = await session.execute(select(Event.ref).where(Event.browser_ref.in_(browsers)))
         refs = sorted(ref for (ref,) in stored)
@@ -117,8 +148,8 @@ async def test_a_rolled_back_shared_transaction_runs_each_event_alone_and_none_i
     app: FastAPI, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     # A serialization failure / SQLITE_BUSY at COMMIT: the server rolled the batch back.
-    listener, state = _failing_commit(Exception("database is locked"))
-    refs, responses = await _send_twelve(client, runtime, listener)
+    state = {"left": 1}
+    refs, responses = await _send_twelve(client, runtime, Exception("database is locked"), state)
 
     assert state["left"] == 0
     assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses if r.is_error]
@@ -130,11 +161,11 @@ async def test_a_rolled_back_shared_transaction_runs_each_event_alone_and_none_i
 async def test_a_commit_with_an_unknown_outcome_is_not_run_again_and_every_caller_is_told(
     app: FastAPI, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    listener, state = _failing_commit(Exception("connection lost during COMMIT"), times=100)
+    state = {"left": 100}
     # This test expects 500s: a client without the suite's never-500 guard.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as unguarded:
-        refs, responses = await _send_twelve(unguarded, runtime, listener)
+        refs, responses = await _send_twelve(unguarded, runtime, Exception("connection lost during COMMIT"), state)
 
     assert [r.status_code for r in responses] == [500] * 12
     assert all(r.json()["error_msg"] == "Internal error" for r in responses)

@@ -13,6 +13,12 @@ checkout, custom types, a timed-out session, errors…) then goes through ``serv
 SAVEPOINT of its own. A browser's events take one path or the other, never both, so they keep
 their order.
 
+On SQLite a batch of nothing but such common events runs in a lean transaction of its own
+(``core.sqlite_fast.lean_transaction``: ``BEGIN IMMEDIATE`` and COMMIT on the pooled connection, every statement
+straight on it) instead of SQLAlchemy's session transaction, whose overhead was most of a small batch's CPU; an
+event ``ingest_batch`` leaves then runs alone once the batch has committed (its browser had nothing applied in
+the batch, so its events keep their order).
+
 There is no timer: an event that arrives when nothing is being written starts a batch of one at
 once, so a quiet server adds no latency. Under load (the previous batch held more than one event)
 the writer first turns the event loop a few times, microseconds each, so that the requests already
@@ -40,10 +46,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from innkeeper.core.clock import Clock
 from innkeeper.core.db import in_transaction, is_retryable
+from innkeeper.core.sqlite_fast import lean_transaction
 from innkeeper.stream import service
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,7 @@ class GroupCommit:
         self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, max_batch: int = 64, gather_turns: int = 12
     ) -> None:
         self._sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self._clock = clock
         self._max_batch = max_batch
         self._pending: list[_Pending] = []
@@ -125,10 +133,15 @@ class GroupCommit:
         self.events += len(batch)
         self._last = len(batch)
         ordered = sorted(batch, key=_Pending.browser)
+        items = [service.Incoming(item.ctx, item.message, item.raw) for item in ordered]
+        candidates = service.batch_candidates(items)
+        if sum(map(len, candidates[0].values())) == len(items) and await self._lean(ordered, items, candidates):
+            await self._settle(batch)
+            return
         committing = False
         try:
             async with self._sessions() as session:
-                batched = await self._batched(session, ordered)
+                batched = await self._batched(session, items, candidates)
                 for item, accepted in zip(ordered, batched, strict=True):
                     item.outcome = accepted if accepted is not None else await self._one(session, item)
                 committing = True
@@ -153,6 +166,10 @@ class GroupCommit:
             )
             for item in batch:
                 item.outcome = None
+        await self._settle(batch)
+
+    async def _settle(self, batch: list[_Pending]) -> None:
+        """Answer every caller: its refs or its error, or run its event again alone first."""
         for item in batch:
             if item.outcome is None:
                 await self._alone(item)
@@ -161,12 +178,51 @@ class GroupCommit:
             else:
                 item.future.set_result(item.outcome)
 
-    async def _batched(self, session: AsyncSession, ordered: list[_Pending]) -> list[service.Accepted | None]:
+    async def _lean(
+        self, ordered: list[_Pending], items: list[service.Incoming], candidates: service.Candidates
+    ) -> bool:
+        """A batch of nothing but common events, on SQLite: ``service.ingest_batch`` in a lean transaction
+        (``core.sqlite_fast.lean_transaction``: no SQLAlchemy session transaction, whose overhead is most of a
+        small batch's CPU). Sets every item's outcome and returns True; False (nothing done) on other databases.
+        An event it leaves (a timed-out session, another guest's…) runs alone once the batch has committed: its
+        browser had no other event applied here, so its events keep their order. If the transaction is rolled
+        back, every event runs alone; a COMMIT that fails otherwise is every caller's error, as in ``_write``.
+        """
+        committing = False
+        try:
+            async with lean_transaction(self._engine) as session:
+                if session is None:
+                    return False
+                results = await service.ingest_batch(session, items, candidates, clock=self._clock)
+                committing = True
+        except Exception as exc:  # every caller is answered: its event run alone, or the error
+            if committing and not (isinstance(exc, DBAPIError) and is_retryable(exc)):
+                # The COMMIT's outcome is unknown: running the events again could store them twice.
+                log.warning(
+                    "a shared ingest commit failed (%s); %d events not acknowledged", type(exc).__name__, len(items)
+                )
+                for item in ordered:
+                    item.outcome = exc
+                return True
+            if isinstance(exc, DBAPIError):
+                log.info(
+                    "a lean ingest transaction was rolled back (%s); its %d events run alone",
+                    type(exc).__name__,
+                    len(items),
+                )
+            else:
+                log.exception("lean batched ingest failed; the batch's events are applied one by one")
+            results = [None] * len(items)
+        for item, accepted in zip(ordered, results, strict=True):
+            item.outcome = accepted
+        return True
+
+    async def _batched(
+        self, session: AsyncSession, items: list[service.Incoming], candidates: service.Candidates
+    ) -> list[service.Accepted | None]:
         """The batch's common events applied together (``service.ingest_batch``); None for each event left to
         ``_one``. No savepoint of its own: if it fails, the whole transaction is dropped and every event of the
         batch runs alone (a bug or a database error, not an event's own refusal: those take ``_one``)."""
-        items = [service.Incoming(item.ctx, item.message, item.raw) for item in ordered]
-        candidates = service.batch_candidates(items)
         if not candidates[0]:
             return [None] * len(items)
         try:

@@ -263,7 +263,11 @@ def batchable_browser(item: Incoming) -> str | None:
     return ref if is_ref(ref) else None
 
 
-def batch_candidates(items: list[Incoming]) -> tuple[dict[str, list[int]], set[str]]:
+# batch_candidates(): browser ref → its items' indexes, and the browser ids of the other events.
+Candidates = tuple[dict[str, list[int]], set[str]]
+
+
+def batch_candidates(items: list[Incoming]) -> Candidates:
     """The browsers whose events all qualify for :func:`ingest_batch` (ref → their items' indexes, in
     order), and the (lower-case) browser ids of the other events."""
     candidates: dict[str, list[int]] = {}
@@ -282,7 +286,7 @@ def batch_candidates(items: list[Incoming]) -> tuple[dict[str, list[int]], set[s
 async def ingest_batch(
     session: AsyncSession,
     items: list[Incoming],
-    candidates: tuple[dict[str, list[int]], set[str]],
+    candidates: Candidates,
     *,
     clock: Clock,
 ) -> list[Accepted | None]:

@@ -13,6 +13,7 @@ from innkeeper.core.auth import hash_token, new_api_token, new_client_key
 from innkeeper.core.clock import Clock
 from innkeeper.core.config import Settings
 from innkeeper.core.ids import new_ref
+from innkeeper.core.sqlite_fast import transaction_token
 from innkeeper.tenant.errors import (
     InsufficientScope,
     InvalidCredentials,
@@ -227,23 +228,23 @@ async def pos_settings(session: AsyncSession, name: str) -> PosSettings | None:
     """The named point of sale's settings, None if there is none (never created here: the batched ingest
     path leaves an unknown point of sale to :func:`resolve_pos`). Read once per transaction, like
     :func:`resolve_pos`, and as a plain row rather than an ORM object."""
-    transaction = session.sync_session.get_transaction()
+    transaction = transaction_token(session)
     memo: tuple[object, dict[str, PosSettings]] | None = session.info.get(_POS_SETTINGS_IN_TRANSACTION)
-    if memo is not None and memo[0] is transaction and transaction is not None:
-        found = memo[1].get(name)
-        if found is not None:
-            return found
+    if memo is None or memo[0] is not transaction or transaction is None:
+        memo = (transaction, {})
+    found = memo[1].get(name)
+    if found is not None:
+        return found
     row = await TenantRepository(session).pos_settings(name)
     if row is None:
         return None
     settings = PosSettings(*row)
-    transaction = session.sync_session.get_transaction()
+    transaction = transaction_token(session)  # the read began it, if there was none
     if transaction is not None:
-        memo = session.info.get(_POS_SETTINGS_IN_TRANSACTION)
-        if memo is None or memo[0] is not transaction:
+        if memo[0] is not transaction:
             memo = (transaction, {})
-            session.info[_POS_SETTINGS_IN_TRANSACTION] = memo
         memo[1][name] = settings
+        session.info[_POS_SETTINGS_IN_TRANSACTION] = memo
     return settings
 
 
