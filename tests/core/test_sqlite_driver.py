@@ -194,3 +194,41 @@ async def test_a_cancelled_caller_still_waits_for_its_commit_before_the_connecti
         assert len(committed) >= 13
     finally:
         await engine.dispose()
+
+
+async def test_a_begin_that_finds_the_database_locked_is_retried_by_in_transaction(url: str, tmp_path: Path) -> None:
+    # BEGIN IMMEDIATE goes straight to sqlite3 on our driver (SQLAlchemy's aiosqlite one keeps its own path): a
+    # BEGIN that waited out busy_timeout must still be SQLAlchemy's OperationalError, which in_transaction runs
+    # again, not a bare sqlite3 error that would end the request.
+    import sqlite3
+
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+            await session.commit()
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA busy_timeout=50")
+            await connection.commit()
+        other = sqlite3.connect(tmp_path / "driver.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        attempts = 0
+
+        async def work(session: Any) -> int:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 2:
+                other.rollback()  # the other writer is done: the retry gets the lock
+            await session.execute(text("INSERT INTO t DEFAULT VALUES"))
+            return attempts
+
+        with pytest.raises(OperationalError, match="locked"):
+            async with sessions() as session:
+                await session.execute(text("SELECT 1"))
+        assert await in_transaction(sessions, work) == 2
+        other.close()
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    finally:
+        await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -199,8 +200,18 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         # Take the write lock up front so a read-then-write transaction cannot hit
-        # SQLITE_BUSY_SNAPSHOT when another process (a worker) wrote in between.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # SQLITE_BUSY_SNAPSHOT when another process (a worker) wrote in between. Sent straight to sqlite3 when
+        # the driver is ours: SQLAlchemy's statement execution cost more than the BEGIN on every transaction.
+        # Its errors are raised as SQLAlchemy's (this listener runs outside SQLAlchemy's own error handling),
+        # so that in_transaction retries a BEGIN that found the database locked.
+        database = getattr(conn.connection.driver_connection, "_connection", None)
+        if not isinstance(database, sqlite3.Connection):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        try:
+            database.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
 
 
 def among(session: AsyncSession, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
