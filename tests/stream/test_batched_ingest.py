@@ -11,7 +11,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +32,7 @@ from innkeeper.stream.group_commit import GroupCommit
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
 from tests.factories.stream import create_browser, event, post_event, product
 from tests.support.clock import FrozenClock
+from tests.support.sqlite import sqlite3_connection
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CTX = service.StreamContext(
@@ -227,8 +228,7 @@ async def _statements_run(runtime: Runtime) -> AsyncIterator[list[str]]:
                 statements.append(" ".join(sql.split(None, 2)[:2]))
             last[0] = shape
 
-        async with runtime.engine.connect() as connection:
-            database = cast(Any, (await connection.get_raw_connection()).driver_connection)._connection
+        database = await sqlite3_connection(runtime)
         database.set_trace_callback(trace)
         try:
             yield statements
@@ -318,8 +318,7 @@ async def _fail_once(runtime: Runtime, prefix: str) -> AsyncIterator[dict[str, i
                 return sqlite3.SQLITE_DENY
             return sqlite3.SQLITE_OK
 
-        async with runtime.engine.connect() as connection:
-            database = cast(Any, (await connection.get_raw_connection()).driver_connection)._connection
+        database = await sqlite3_connection(runtime)
         database.set_authorizer(authorizer)
         try:
             yield seen
@@ -376,8 +375,7 @@ async def test_the_batched_path_locks_every_browser_of_the_batch_in_ref_order(
             if "FROM browsers" in statement and " IN (" in statement:
                 locks.append(re.findall(r"'([0-9a-f-]{36})'", statement))
 
-        async with runtime.engine.connect() as connection:
-            database = cast(Any, (await connection.get_raw_connection()).driver_connection)._connection
+        database = await sqlite3_connection(runtime)
         database.set_trace_callback(trace)
         try:
             results = await _grouped(GroupCommit(runtime.sessions, clock), batch)

@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +21,7 @@ from innkeeper.sessions.models import Event, Session
 from innkeeper.stream.group_commit import GroupCommit
 from tests.conftest import CLIENT_KEY
 from tests.factories.stream import create_browser, event, product
+from tests.support.sqlite import driver_connection
 
 
 async def _post(client: httpx.AsyncClient, message: dict[str, Any]) -> httpx.Response:
@@ -99,8 +100,7 @@ async def _commits_failing(runtime: Runtime, failure: Exception, state: dict[str
     back as the server would. On PostgreSQL SQLAlchemy's ``commit`` event raises.
     """
     if runtime.engine.dialect.name == "sqlite":
-        async with runtime.engine.connect() as connection:
-            driver = cast(Any, (await connection.get_raw_connection()).driver_connection)
+        driver = await driver_connection(runtime)
         commit = driver.commit
 
         async def failing() -> None:

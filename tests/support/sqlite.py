@@ -1,0 +1,22 @@
+"""The app's own SQLite connection, for tests that watch or disturb what SQLite itself is given."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, cast
+
+from innkeeper.core.runtime import Runtime
+
+
+async def driver_connection(runtime: Runtime) -> Any:
+    """Our SQLite driver's connection object of the app's engine (its pool holds one connection: the same object
+    serves every request)."""
+    async with runtime.engine.connect() as connection:
+        return cast(Any, (await connection.get_raw_connection()).driver_connection)
+
+
+async def sqlite3_connection(runtime: Runtime) -> sqlite3.Connection:
+    """The sqlite3 connection under the app's engine: the fast paths and lean transactions run straight on it."""
+    database = (await driver_connection(runtime))._connection
+    assert isinstance(database, sqlite3.Connection)
+    return database
