@@ -254,3 +254,12 @@ async def test_a_lean_transaction_commits_all_or_nothing(runtime: Runtime) -> No
     async with runtime.sessions() as db:
         stored = set((await db.execute(select(Guest.ref).where(Guest.ref.in_([kept, lost])))).scalars())
     assert stored == {kept}
+
+
+async def test_a_very_long_expanding_list_is_left_to_sqlalchemy(db: AsyncSession) -> None:
+    refs = await _seed(db, 2)
+    browsers = [f"b{ref[1:]}" for ref in refs]
+    read = SqliteRead(_LIVE)
+    wanted = [*browsers, *(f"b-unknown-{i}" for i in range(300))]
+    assert [row[0] for row in await read.rows(db, {"refs": wanted})] == sorted(browsers)
+    assert all(length <= 256 for _, length in read._compiled)  # no statement kept for 302 placeholders

@@ -21,6 +21,8 @@ from innkeeper.core.db import json_value
 
 _SQLITE_KEY = "innkeeper.sqlite_connection"
 _LEAN_KEY = "innkeeper.sqlite_lean_transaction"
+# The longest expanding list compiled here (a statement is kept per length): a group-commit batch is at most 64.
+_MAX_EXPANDED = 256
 
 
 class LeanTransactionOnly(Exception):
@@ -126,9 +128,9 @@ class SqliteRead:
             expanding = self._expanding
             items: Sequence[Any] = params[expanding] if expanding is not None else ()
             key = (id(dialect), len(items))
-            if key not in self._compiled:
+            if key not in self._compiled and len(items) <= _MAX_EXPANDED:
                 self._compiled[key] = self._compile(dialect, len(items))
-            compiled = self._compiled[key]
+            compiled = self._compiled.get(key)
             if compiled is not None:
                 sql, names, literals, processors = compiled
                 if expanding is not None:
