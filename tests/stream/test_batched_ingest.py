@@ -32,7 +32,7 @@ from innkeeper.stream.group_commit import GroupCommit
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
 from tests.factories.stream import create_browser, event, post_event, product
 from tests.support.clock import FrozenClock
-from tests.support.sqlite import sqlite3_connection
+from tests.support.sqlite import sqlite3_hook
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CTX = service.StreamContext(
@@ -228,12 +228,8 @@ async def _statements_run(runtime: Runtime) -> AsyncIterator[list[str]]:
                 statements.append(" ".join(sql.split(None, 2)[:2]))
             last[0] = shape
 
-        database = await sqlite3_connection(runtime)
-        database.set_trace_callback(trace)
-        try:
+        async with sqlite3_hook(runtime, "set_trace_callback", trace):
             yield statements
-        finally:
-            database.set_trace_callback(None)
         return
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -318,12 +314,8 @@ async def _fail_once(runtime: Runtime, prefix: str) -> AsyncIterator[dict[str, i
                 return sqlite3.SQLITE_DENY
             return sqlite3.SQLITE_OK
 
-        database = await sqlite3_connection(runtime)
-        database.set_authorizer(authorizer)
-        try:
+        async with sqlite3_hook(runtime, "set_authorizer", authorizer):
             yield seen
-        finally:
-            database.set_authorizer(None)
         return
 
     def listener(_conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, executemany: bool) -> None:
@@ -375,12 +367,8 @@ async def test_the_batched_path_locks_every_browser_of_the_batch_in_ref_order(
             if "FROM browsers" in statement and " IN (" in statement:
                 locks.append(re.findall(r"'([0-9a-f-]{36})'", statement))
 
-        database = await sqlite3_connection(runtime)
-        database.set_trace_callback(trace)
-        try:
+        async with sqlite3_hook(runtime, "set_trace_callback", trace):
             results = await _grouped(GroupCommit(runtime.sessions, clock), batch)
-        finally:
-            database.set_trace_callback(None)
     else:
 
         def watch(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 from innkeeper.core.runtime import Runtime
@@ -20,3 +22,15 @@ async def sqlite3_connection(runtime: Runtime) -> sqlite3.Connection:
     database = (await driver_connection(runtime))._connection
     assert isinstance(database, sqlite3.Connection)
     return database
+
+
+@contextlib.asynccontextmanager
+async def sqlite3_hook(runtime: Runtime, setter: str, callback: Callable[..., Any]) -> AsyncIterator[None]:
+    """``callback`` installed on the app's sqlite3 connection by its ``setter`` (``set_trace_callback``,
+    ``set_authorizer``) for the block, removed after."""
+    database = await sqlite3_connection(runtime)
+    getattr(database, setter)(callback)
+    try:
+        yield
+    finally:
+        getattr(database, setter)(None)

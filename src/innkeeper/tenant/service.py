@@ -159,17 +159,19 @@ def _validate_pos(name: str, fields: dict[str, Any]) -> None:
 
 
 _POS_READ_IN_TRANSACTION = "innkeeper.tenant.points_of_sale_read"
+_POS_SETTINGS_IN_TRANSACTION = "innkeeper.tenant.pos_settings_read"
 
 
-def _memo_of_transaction(session: AsyncSession) -> dict[str, PointOfSale] | None:
-    """The points of sale read in the session's current transaction (None outside a transaction)."""
-    transaction = session.sync_session.get_transaction()
+def _memo_of_transaction(session: AsyncSession, key: str) -> dict[str, Any] | None:
+    """What was read under ``key`` in the session's current transaction, SQLAlchemy's or a lean one (None
+    outside a transaction)."""
+    transaction = transaction_token(session)
     if transaction is None:
         return None
-    memo: tuple[object, dict[str, PointOfSale]] | None = session.info.get(_POS_READ_IN_TRANSACTION)
+    memo: tuple[object, dict[str, Any]] | None = session.info.get(key)
     if memo is None or memo[0] is not transaction:
         memo = (transaction, {})
-        session.info[_POS_READ_IN_TRANSACTION] = memo
+        session.info[key] = memo
     return memo[1]
 
 
@@ -181,11 +183,11 @@ async def resolve_pos(session: AsyncSession, name: str, *, auto_create: bool, cl
     only as long as that transaction (a new one reads again, so an edited timeout is seen at once).
     """
     repo = TenantRepository(session)
-    memo = _memo_of_transaction(session)
+    memo = _memo_of_transaction(session, _POS_READ_IN_TRANSACTION)
     pos = memo.get(name) if memo is not None else None
     if pos is None:
         pos = await repo.pos_by_name(name)
-        memo = _memo_of_transaction(session)
+        memo = _memo_of_transaction(session, _POS_READ_IN_TRANSACTION)
         if pos is not None and memo is not None:
             memo[name] = pos
     if pos is None and auto_create and 0 < len(name) <= 100:
@@ -221,31 +223,21 @@ class PosSettings:
     currency_code: str | None
 
 
-_POS_SETTINGS_IN_TRANSACTION = "innkeeper.tenant.pos_settings_read"
-
-
 async def pos_settings(session: AsyncSession, name: str) -> PosSettings | None:
     """The named point of sale's settings, None if there is none (never created here: the batched ingest
     path leaves an unknown point of sale to :func:`resolve_pos`). Read once per transaction, like
     :func:`resolve_pos`, and as a plain row rather than an ORM object."""
-    transaction = transaction_token(session)
-    memo: tuple[object, dict[str, PosSettings]] | None = session.info.get(_POS_SETTINGS_IN_TRANSACTION)
-    if memo is None or memo[0] is not transaction or transaction is None:
-        memo = (transaction, {})
-    found = memo[1].get(name)
-    if found is not None:
-        return found
-    row = await TenantRepository(session).pos_settings(name)
-    if row is None:
-        return None
-    settings = PosSettings(*row)
-    transaction = transaction_token(session)  # the read began it, if there was none
-    if transaction is not None:
-        if memo[0] is not transaction:
-            memo = (transaction, {})
-        memo[1][name] = settings
-        session.info[_POS_SETTINGS_IN_TRANSACTION] = memo
-    return settings
+    memo = _memo_of_transaction(session, _POS_SETTINGS_IN_TRANSACTION)
+    found: PosSettings | None = memo.get(name) if memo is not None else None
+    if found is None:
+        row = await TenantRepository(session).pos_settings(name)
+        if row is None:
+            return None
+        found = PosSettings(*row)
+        memo = _memo_of_transaction(session, _POS_SETTINGS_IN_TRANSACTION)  # the read began the transaction
+        if memo is not None:
+            memo[name] = found
+    return found
 
 
 async def pos_for_site(session: AsyncSession, site: str) -> PointOfSale | None:
