@@ -71,6 +71,11 @@ class Settings:
     personalize_context_sessions: int = _setting(
         50, "Most recent sessions of a guest given to templates and conditions (each with at most 200 events)."
     )
+    personalize_cached_sessions: int = _setting(
+        10_000,
+        "Closed sessions (with their events) each process keeps in memory for guest contexts: a closed session never "
+        "changes, so only open ones and those not kept are read per call (about 5 KB each); 0 reads all every call.",
+    )
     delivery_lease_seconds: float = _setting(
         120.0,
         "How long a worker holds a trigger job or a delivery it is sending; a dead worker's work resumes after it.",
@@ -131,7 +136,7 @@ def _convert(name: str, raw: str) -> object:
         return int(raw)
     if name in ("sweep_interval_seconds", "batch_lease_seconds", "batch_chunk_delay_seconds", "delivery_lease_seconds"):
         return float(raw)
-    if name in ("personalize_context_sessions", "personalize_budget_ms"):
+    if name in ("personalize_context_sessions", "personalize_budget_ms", "personalize_cached_sessions"):
         return int(raw)
     if name in ("batch_log_info", "personalize_strict_not_found"):
         return raw.strip().lower() in ("1", "true", "yes", "on")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -30,9 +29,6 @@ from innkeeper.core.sqlite_fast import (
     SqliteInsert,
     SqliteRead,
     SqliteWrite,
-    sqlite_connection,
-    sqlite_execute,
-    sqlite_json,
 )
 from innkeeper.sessions.models import Event, Session
 
@@ -352,18 +348,24 @@ class SessionRepository:
         there (callFlows' exposure event); the same INSERT as :meth:`insert_event`."""
         await _SQLITE_INSERT_EVENT.execute(self.session, values)
 
-    async def context_history(
-        self, guest_ref: str, *, limit: int, with_raw: bool
+    async def context_heads(self, guest_ref: str, *, limit: int) -> list[Sequence[Any]]:
+        """``(ref, status)`` of the guest's newest sessions, newest first: the sessions its guest context holds."""
+        return await _CONTEXT_HEADS.rows(self.session, {"guest_ref": guest_ref, "limit": limit})
+
+    async def context_rows(
+        self, session_refs: list[str], *, with_raw: bool
     ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
-        """(:meth:`context_sessions`, :meth:`context_events` of those sessions): the same rows with the same
-        Python values, read by position. On SQLite they are read straight from the driver's connection (in this
-        transaction) and converted here; elsewhere by the two statements of those methods."""
-        found = await sqlite_connection(self.session)
-        if found is not None:
-            return _sqlite_history(*found, guest_ref, limit, with_raw)
-        sessions = await self.context_sessions(guest_ref, limit=limit)
-        events = await self.context_events([row[0] for row in sessions], with_raw=with_raw)
-        return sessions, events
+        """Plain rows of ``CONTEXT_SESSION_COLUMNS`` of these sessions (in no particular order), then those of
+        ``CONTEXT_EVENT_COLUMNS`` (and ``raw`` when asked) of their events, oldest first; straight from SQLite's
+        connection there. The sessions are read first, so a session read as CLOSED comes with all its events (none
+        join a session once it is closed)."""
+        if not session_refs:
+            return [], []
+        found = await _CONTEXT_SESSIONS_BY_REF.rows(self.session, {"refs": session_refs})
+        if not found:
+            return [], []
+        events = _CONTEXT_EVENTS_RAW_READ if with_raw else _CONTEXT_EVENTS_READ
+        return found, await events.rows(self.session, {"refs": [row[0] for row in found]})
 
     async def open_key_row(self, browser_ref: str, channel: str, pos: str) -> Any | None:
         """``(ref, guest_ref, last_activity_at)`` of the OPEN session of this key as stored, locked like
@@ -533,21 +535,17 @@ _CONTEXT_EVENTS = (
     .order_by(_EVENTS.c.created_at, _EVENTS.c.ref)
 )
 _CONTEXT_EVENTS_RAW = _CONTEXT_EVENTS.add_columns(_EVENTS.c.raw)
-# The same two reads as SQL for SQLite's own driver (``context_history``): SQLAlchemy's execution and result
-# machinery cost several times what SQLite takes to answer them.
-_SQLITE_CONTEXT_SESSIONS = (
-    "SELECT "
-    + ", ".join(f'"{name}"' for name in CONTEXT_SESSION_COLUMNS)
-    + " FROM sessions WHERE guest_ref = ? ORDER BY started_at DESC, ref LIMIT ?"
+_CONTEXT_HEADS = SqliteRead(
+    select(_SESSIONS.c.ref, _SESSIONS.c.status)
+    .where(_SESSIONS.c.guest_ref == bindparam("guest_ref"))
+    .order_by(_SESSIONS.c.started_at.desc(), _SESSIONS.c.ref)
+    .limit(bindparam("limit"))
 )
-_SQLITE_CONTEXT_EVENTS = "SELECT " + ", ".join(f'"{name}"' for name in CONTEXT_EVENT_COLUMNS) + "{raw} FROM events "
-_SQLITE_CONTEXT_EVENTS_ORDER = " ORDER BY created_at, ref"
-# Positions of the values SQLite hands back as text that SQLAlchemy's column types turn into Python values.
-_SESSION_DATETIMES = tuple(
-    CONTEXT_SESSION_COLUMNS.index(name) for name in ("started_at", "last_activity_at", "ended_at")
+_CONTEXT_SESSIONS_BY_REF = SqliteRead(
+    _CONTEXT_SESSION_SELECT.where(_SESSIONS.c.ref.in_(bindparam("refs", expanding=True)))
 )
-_SESSION_JSON = tuple(CONTEXT_SESSION_COLUMNS.index(name) for name in ("cart", "utm", "device", "session_data"))
-_EVENT_CREATED_AT = CONTEXT_EVENT_COLUMNS.index("created_at")
+_CONTEXT_EVENTS_READ = SqliteRead(_CONTEXT_EVENTS)
+_CONTEXT_EVENTS_RAW_READ = SqliteRead(_CONTEXT_EVENTS_RAW)
 _OPEN_KEY_ROW = (
     select(_SESSIONS.c.ref, _SESSIONS.c.guest_ref, _SESSIONS.c.last_activity_at)
     .where(
@@ -559,43 +557,6 @@ _OPEN_KEY_ROW = (
     .with_for_update()
 )
 _SQLITE_OPEN_KEY_ROW = SqliteRead(_OPEN_KEY_ROW)
-
-
-def _sqlite_history(
-    database: sqlite3.Connection, dialect: Any, guest_ref: str, limit: int, with_raw: bool
-) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
-    """``SessionRepository.context_history`` on SQLite's own connection: the values SQLAlchemy's column types
-    would give: date-times by ``UTCDateTime``'s own processor, JSON by ``sqlite_json``."""
-    utc = _SESSIONS.c.started_at.type._cached_result_processor(dialect, None)
-    assert utc is not None
-    slow_json = _SESSIONS.c.cart.type._cached_result_processor(dialect, None)
-    assert slow_json is not None
-    sessions: list[Sequence[Any]] = []
-    for found in sqlite_execute(database, _SQLITE_CONTEXT_SESSIONS, (guest_ref, limit)).fetchall():
-        row = list(found)
-        for at in _SESSION_DATETIMES:
-            if row[at] is not None:
-                row[at] = utc(row[at])
-        for at in _SESSION_JSON:
-            if row[at] is not None:
-                row[at] = sqlite_json(row[at], slow_json)
-        sessions.append(row)
-    if not sessions:
-        return sessions, []
-    refs = [row[0] for row in sessions]
-    sql = (
-        _SQLITE_CONTEXT_EVENTS.format(raw=', "raw"' if with_raw else "")
-        + f"WHERE session_ref IN ({', '.join('?' * len(refs))})"
-        + _SQLITE_CONTEXT_EVENTS_ORDER
-    )
-    events: list[Sequence[Any]] = sqlite_execute(database, sql, refs).fetchall()
-    at = _EVENT_CREATED_AT
-    for index, found in enumerate(events):
-        row = list(found)
-        if row[at] is not None:
-            row[at] = utc(row[at])
-        events[index] = row
-    return sessions, events
 
 
 def iso_text(dialect: str, column: Any) -> Any:

@@ -523,12 +523,18 @@ async def record_exposure_event(session: AsyncSession, values: Mapping[str, Any]
     await SessionRepository(session).insert_event_values(values)
 
 
-async def context_history(
-    session: AsyncSession, guest_ref: str, *, limit: int, with_raw: bool
+async def context_heads(session: AsyncSession, guest_ref: str, *, limit: int) -> list[Sequence[Any]]:
+    """``(ref, status)`` of the guest's newest sessions, newest first (which sessions its guest context holds)."""
+    return await SessionRepository(session).context_heads(guest_ref, limit=limit)
+
+
+async def context_rows(
+    session: AsyncSession, session_refs: list[str], *, with_raw: bool
 ) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
-    """``context_sessions`` and the ``context_events`` of those sessions, as sequences of the same values by
-    position (``CONTEXT_SESSION_COLUMNS``; ``CONTEXT_EVENT_COLUMNS`` then ``raw`` when asked), read leanly."""
-    return await SessionRepository(session).context_history(guest_ref, limit=limit, with_raw=with_raw)
+    """These sessions as plain rows (``CONTEXT_SESSION_COLUMNS``, any order) and their events' rows
+    (``CONTEXT_EVENT_COLUMNS`` then ``raw`` when asked, oldest first), read leanly; sessions first, so a session
+    read as CLOSED comes with all its events."""
+    return await SessionRepository(session).context_rows(session_refs, with_raw=with_raw)
 
 
 async def joinable_open_session(

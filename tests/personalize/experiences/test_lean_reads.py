@@ -138,13 +138,18 @@ async def test_the_lean_history_read_gives_what_the_statements_give(
     async with runtime.sessions() as db:
         expected_sessions = await sessions.context_sessions(db, guest_ref, limit=50)
         expected_events = await sessions.context_events(db, [row.ref for row in expected_sessions], with_raw=with_raw)
-        got_sessions, got_events = await sessions.context_history(db, guest_ref, limit=50, with_raw=with_raw)
-        limited, _ = await sessions.context_history(db, guest_ref, limit=2, with_raw=with_raw)
+        heads = await sessions.context_heads(db, guest_ref, limit=50)
+        got_sessions, got_events = await sessions.context_rows(db, [ref for ref, _ in heads], with_raw=with_raw)
+        limited = await sessions.context_heads(db, guest_ref, limit=2)
+        none = await sessions.context_rows(db, [new_ref()], with_raw=with_raw)
 
+    assert [tuple(head) for head in heads] == [(row[0], row[5]) for row in expected_sessions]
+    got_sessions.sort(key=lambda row: [row[0] for row in expected_sessions].index(row[0]))
     assert len(got_sessions) == 4 and len(got_events) == 250 + 1 + 1  # + the IDENTITY session's event
     _same(got_sessions, expected_sessions)
     _same(got_events, expected_events)
     assert [row[0] for row in limited] == [row[0] for row in got_sessions[:2]]
+    assert none == ([], [])
     starts = [row[sessions.CONTEXT_SESSION_COLUMNS.index("started_at")] for row in got_sessions]
     assert all(at.tzinfo is not None and at.utcoffset() == timedelta(0) for at in starts)
     if db_kind == "sqlite":

@@ -136,6 +136,7 @@ async def _call(request: StarletteRequest, *, cloud: bool, flow_ref: str | None 
         options = Options(
             number_format=runtime.settings.ftl_number_format,
             context_sessions=runtime.settings.personalize_context_sessions,
+            cached_sessions=runtime.settings.personalize_cached_sessions,
             default_pos=default_pos or runtime.settings.point_of_sale,
             budget_seconds=runtime.settings.personalize_budget_ms / 1000,
         )

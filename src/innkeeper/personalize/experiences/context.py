@@ -1,16 +1,22 @@
 """The guest context object given to templates and conditions (spec personalize.md §5.5).
 
-Built per request, never cached across requests. Sessions and orders are loaded only when the
-flow's templates or conditions read them (``needs``).
+Built per request from what is stored at that moment. Sessions and orders are loaded only when the
+flow's templates or conditions read them (``needs``). A *closed* session never changes again (events only
+ever join an open one; a merge changes only its guest, which the context does not show), so each process
+keeps the closed sessions it built, with their events, in a bounded LRU (:class:`ClosedSessions`): every
+request still reads which sessions the guest has (and whether each is open) and builds the open ones and
+any it does not hold afresh.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import weakref
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.guests import service as guests
@@ -23,10 +29,13 @@ _decoder = msgspec.json.Decoder()
 MAX_SESSIONS = 50
 MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
+# Closed sessions (with their events) a process keeps per database (INNKEEPER_PERSONALIZE_CACHED_SESSIONS).
+CACHED_SESSIONS = 10_000
 # The columns of ``sessions.context_events`` / ``context_sessions`` rows, in the order ``_event`` / ``_session``
 # take them.
 _EVENT_COLUMNS = sessions.CONTEXT_EVENT_COLUMNS
 _SESSION_COLUMNS = sessions.CONTEXT_SESSION_COLUMNS
+_STATUS = _SESSION_COLUMNS.index("status")
 # Event fields that are not "arbitrary data" (cdp.md event model).
 _STANDARD_EVENT_FIELDS = frozenset(
     {"type", "channel", "pos", "language", "currency", "browser_id", "client_key", "page", "requested_at"}
@@ -49,8 +58,59 @@ def transient_guest() -> dict[str, Any]:
     }
 
 
+class ClosedSessions:
+    """The guest context's closed sessions as built (session dict with its events), least recently used first out.
+
+    Keyed by (session ref, whether events carry their message): the two builds differ. What it hands out is shared
+    between requests, so nothing may change it; ``_sessions`` gives each request its own copy of the session
+    dicts (the events and nested values are shared; templates and conditions only read them).
+    """
+
+    __slots__ = ("_items", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, bool], dict[str, Any]] = OrderedDict()
+
+    def get(self, key: tuple[str, bool]) -> dict[str, Any] | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple[str, bool], item: dict[str, Any]) -> None:
+        self._items[key] = item
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_CLOSED_SESSIONS: weakref.WeakKeyDictionary[Engine, ClosedSessions] = weakref.WeakKeyDictionary()
+
+
+def closed_sessions(session: AsyncSession, size: int) -> ClosedSessions | None:
+    """The process's :class:`ClosedSessions` of the session's database (one per engine); None when ``size`` is 0."""
+    bind = session.bind
+    if size <= 0 or bind is None:
+        return None
+    engine = bind.sync_engine
+    cache = _CLOSED_SESSIONS.get(engine)
+    if cache is None:
+        cache = _CLOSED_SESSIONS[engine] = ClosedSessions(size)
+    cache.size = size
+    return cache
+
+
 async def guest_context(
-    session: AsyncSession, guest: Guest | GuestProfile, *, needs: Iterable[str], max_sessions: int = MAX_SESSIONS
+    session: AsyncSession,
+    guest: Guest | GuestProfile,
+    *,
+    needs: Iterable[str],
+    max_sessions: int = MAX_SESSIONS,
+    cached_sessions: int = CACHED_SESSIONS,
 ) -> dict[str, Any]:
     needs = set(needs)
     identifiers = await guests.identifier_pairs(session, guest.ref)
@@ -81,22 +141,47 @@ async def guest_context(
         "orders": [],
     }
     if "sessions" in needs:
-        context["sessions"] = await _sessions(session, guest.ref, max_sessions, event_data="event_data" in needs)
+        context["sessions"] = await _sessions(
+            session,
+            guest.ref,
+            max_sessions,
+            event_data="event_data" in needs,
+            cache=closed_sessions(session, cached_sessions),
+        )
     if "orders" in needs:
         context["orders"] = await _orders(session, guest.ref)
     return context
 
 
-async def _sessions(session: AsyncSession, guest_ref: str, limit: int, *, event_data: bool) -> list[dict[str, Any]]:
-    # Rows by position: ``_SESSION_COLUMNS``, and ``_EVENT_COLUMNS`` then ``raw`` when asked.
-    rows, found = await sessions.context_history(session, guest_ref, limit=limit, with_raw=event_data)
-    if not rows:
+async def _sessions(
+    session: AsyncSession, guest_ref: str, limit: int, *, event_data: bool, cache: ClosedSessions | None
+) -> list[dict[str, Any]]:
+    """The guest's newest sessions, newest first: closed ones from ``cache`` when it holds them, the rest read."""
+    heads = await sessions.context_heads(session, guest_ref, limit=limit)
+    if not heads:
         return []
-    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    raw_at = len(_EVENT_COLUMNS)
-    for row in found:
-        events[row[1]].append(_event(row, row[raw_at] if event_data else None))
-    return [session_of_row(row, events[row[0]][-MAX_EVENTS_PER_SESSION:]) for row in rows]
+    built: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    for ref, status in heads:
+        item = cache.get((ref, event_data)) if cache is not None and status != "OPEN" else None
+        if item is None:
+            missing.append(ref)
+        else:
+            built[ref] = item
+    if missing:
+        # Rows by position: ``_SESSION_COLUMNS``, and ``_EVENT_COLUMNS`` then ``raw`` when asked.
+        rows, found = await sessions.context_rows(session, missing, with_raw=event_data)
+        events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        raw_at = len(_EVENT_COLUMNS)
+        for row in found:
+            events[row[1]].append(_event(row, row[raw_at] if event_data else None))
+        for row in rows:
+            ref = row[0]
+            item = built[ref] = session_of_row(row, events[ref][-MAX_EVENTS_PER_SESSION:])
+            if cache is not None and row[_STATUS] != "OPEN":
+                cache.put((ref, event_data), item)
+    # A session deleted since the first read is left out; each request gets its own session dicts.
+    return [dict(built[ref]) for ref, _ in heads if ref in built]
 
 
 async def session_with_events(session: AsyncSession, session_ref: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from innkeeper.personalize.conditions import Audience, AudienceResult, Condition
 from innkeeper.personalize.experiences import service as flows
 from innkeeper.personalize.experiences.calls import CallRequest
 from innkeeper.personalize.experiences.compiled import CACHE, CompiledFlow, CompiledVariant
-from innkeeper.personalize.experiences.context import guest_context, session_of_row, transient_guest
+from innkeeper.personalize.experiences.context import CACHED_SESSIONS, guest_context, session_of_row, transient_guest
 from innkeeper.personalize.experiences.models import Flow, FlowAssignment
 from innkeeper.personalize.experiences.repository import AssignmentRepository, ExecutionRepository, FlowRepository
 from innkeeper.personalize.experiments.assignment import assign, transient_key
@@ -62,6 +62,7 @@ class _Guest:
 class Options:
     number_format: str = "number"
     context_sessions: int = 50
+    cached_sessions: int = CACHED_SESSIONS
     default_pos: str | None = None
     # Whole interactive execution (§11.2); beyond it the call fails open.
     budget_seconds: float = 1.5
@@ -316,7 +317,13 @@ async def _load(session: AsyncSession, prepared: Prepared, *, clock: Clock, opti
     flow, guest = prepared.compiled, prepared.guest
     try:
         if guest.row is not None:
-            context = await guest_context(session, guest.row, needs=flow.needs, max_sessions=options.context_sessions)
+            context = await guest_context(
+                session,
+                guest.row,
+                needs=flow.needs,
+                max_sessions=options.context_sessions,
+                cached_sessions=options.cached_sessions,
+            )
         else:
             context = transient_guest()
         current = await current_session(session, guest.browser_ref, context)

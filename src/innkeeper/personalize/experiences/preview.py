@@ -130,7 +130,13 @@ async def preview(
             is_control=variant.is_control,
             chosen_by=chosen_by,
         )
-        context = await guest_context(session, guest, needs=compiled.needs, max_sessions=options.context_sessions)
+        context = await guest_context(
+            session,
+            guest,
+            needs=compiled.needs,
+            max_sessions=options.context_sessions,
+            cached_sessions=options.cached_sessions,
+        )
         request = _request_model(compiled, found, client_key=client_key, pos_name=options.default_pos)
         event = await _trigger_event(session, flow, guest, clock.now())
         current = await current_session(session, found.browser_ref, context)

@@ -236,6 +236,7 @@ async def flow_preview(
     options = Options(
         number_format=settings.ftl_number_format,
         context_sessions=settings.personalize_context_sessions,
+        cached_sessions=settings.personalize_cached_sessions,
         default_pos=settings.point_of_sale,
     )
     async with portal.runtime.sessions() as session:
