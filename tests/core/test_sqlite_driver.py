@@ -167,6 +167,40 @@ async def test_a_commit_that_wrote_waits_off_the_loop_and_one_that_did_not_stays
         await engine.dispose()
 
 
+async def test_the_after_commit_hook_runs_on_the_commit_thread_after_a_writing_commit_only(tmp_path: Path) -> None:
+    """The WAL checkpointer's catch-up runs there; a hook that fails does not turn a COMMIT that succeeded into an
+    error."""
+    import threading
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    sessions = session_factory(engine)
+    calls: list[tuple[str, bool]] = []
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (v TEXT)"))
+            await session.commit()
+            driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
+
+        def hook(connection: Any) -> None:
+            calls.append((threading.current_thread().name, connection.in_transaction))
+            if len(calls) > 1:
+                raise RuntimeError("hook failed")
+
+        driver.after_commit = hook
+        for value in ("one", "two"):
+            async with sessions() as session:
+                await session.execute(text("INSERT INTO t VALUES (:v)"), {"v": value})
+                await session.commit()  # the second hook raises: the COMMIT still counts
+        async with sessions() as session:
+            await session.execute(text("SELECT v FROM t"))
+            await session.commit()  # wrote nothing: no hook
+        assert calls == [("sqlite-commit_0", False), ("sqlite-commit_0", False)]
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all() == ["one", "two"]
+    finally:
+        await engine.dispose()
+
+
 async def test_a_cancelled_caller_still_waits_for_its_commit_before_the_connection_is_reused(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
     sessions = session_factory(engine)

@@ -179,9 +179,15 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         # Checkpoints run on a thread of their own (core.checkpoint), not inside a COMMIT; this connection
         # checkpoints only should the WAL reach ~400 MiB (that thread stopped or fell behind).
         cursor.execute("PRAGMA wal_autocheckpoint=100000")
+        # A log that grew past 64 MiB (a long write transaction, a checkpoint thread that fell behind) is cut back
+        # to that size when the next write starts it over; otherwise the file keeps its largest size for good.
+        cursor.execute("PRAGMA journal_size_limit=67108864")
         cursor.close()
         if database:
-            record.info["checkpointer"] = Checkpointer(database).start()
+            checkpointer = record.info["checkpointer"] = Checkpointer(database).start()
+            driver: Any = getattr(dbapi_connection, "_connection", None)
+            if hasattr(driver, "after_commit"):  # our in-loop driver (sqlite+innkeeper://)
+                driver.after_commit = checkpointer.catch_up
 
     @event.listens_for(engine.sync_engine.pool, "close")
     def _close(_dbapi_connection: Any, record: Any) -> None:

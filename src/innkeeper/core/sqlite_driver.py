@@ -25,6 +25,7 @@ embedded, single-process deployment's normal costs; production runs PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 
 __version__ = "1.0"
+log = logging.getLogger(__name__)
 
 DatabaseError = sqlite3.DatabaseError
 Error = sqlite3.Error
@@ -141,6 +143,8 @@ class Connection:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = connection
         self._settled = connection.total_changes  # rows changed up to the last COMMIT or ROLLBACK
+        # Run on the commit thread after each COMMIT that wrote (the WAL checkpointer's catch-up); never raises.
+        self.after_commit: Callable[[sqlite3.Connection], None] | None = None
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -159,7 +163,19 @@ class Connection:
         """COMMIT; one that wrote waits for its fsync on a worker thread, so the event loop runs meanwhile."""
         conn = self._live()
         if conn.in_transaction and conn.total_changes != self._settled:
-            await _off_loop(conn.commit)
+            after = self.after_commit
+            if after is None:
+                await _off_loop(conn.commit)
+            else:
+
+                def commit_then() -> None:
+                    conn.commit()
+                    try:
+                        after(conn)
+                    except Exception:  # the COMMIT succeeded: a failing hook must not report it failed
+                        log.exception("after-commit hook failed")
+
+                await _off_loop(commit_then)
         else:
             conn.commit()
         self._settled = conn.total_changes
