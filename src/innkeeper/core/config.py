@@ -72,9 +72,10 @@ class Settings:
         50, "Most recent sessions of a guest given to templates and conditions (each with at most 200 events)."
     )
     personalize_cached_sessions: int = _setting(
-        10_000,
+        20_000,
         "Closed sessions (with their events) each process keeps in memory for guest contexts: a closed session never "
-        "changes, so only open ones and those not kept are read per call (about 5 KB each); 0 reads all every call.",
+        "changes, so only open ones and those not kept are read per call (about 1 KB each, kept as msgpack); "
+        "0 reads all every call.",
     )
     delivery_lease_seconds: float = _setting(
         120.0,

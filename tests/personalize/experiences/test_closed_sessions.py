@@ -6,6 +6,8 @@ stores: what a call sees must not depend on what the process kept.
 
 from __future__ import annotations
 
+import gc
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -139,6 +141,23 @@ async def test_each_call_gets_its_own_session_dicts(client: httpx.AsyncClient, r
     again, fresh, _ = await _contexts(runtime, guest_ref)
     assert again == fresh and again["sessions"][0]["status"] == "CLOSED" and len(again["sessions"][0]["events"]) == 2
     assert again["sessions"][0]["interactions"] is again["sessions"][0]["events"]
+
+
+def test_kept_sessions_are_bytes_out_of_the_collectors_way_and_only_if_they_come_back_exactly() -> None:
+    cache = ClosedSessions(10)
+    at = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    events = [{"ref": "e", "createdAt": at, "date": at, "arbitraryData": {"page": "/", "n": [1, 2.5, None]}}]
+    built = {"ref": "s", "startedAt": at, "value": 0.30000000000000004, "events": events, "interactions": events}
+    cache.put(("s", False), built)
+    got = cache.get(("s", False))
+    assert got == built and got is not built and got["interactions"] is got["events"]
+    assert got["startedAt"].tzinfo is not None and got["startedAt"].utcoffset() == timedelta(0)
+    assert got["events"][0]["arbitraryData"] is not events[0]["arbitraryData"]  # each caller gets its own copy
+    assert not any(gc.is_tracked(blob) for blob in cache._items.values())
+    cache.put(("tuple", False), {"ref": "t", "pair": (1, 2)})  # would come back as a list
+    cache.put(("nan", False), {"ref": "n", "value": float("nan")})  # never equal to itself
+    cache.put(("object", False), {"ref": "o", "value": object()})  # msgpack cannot carry it
+    assert len(cache) == 1 and cache.get(("tuple", False)) is None and cache.get(("object", False)) is None
 
 
 def test_the_kept_sessions_are_bounded_least_recently_used_first_out() -> None:

@@ -26,11 +26,13 @@ from innkeeper.sessions import service as sessions
 from innkeeper.sessions.service import Session
 
 _decoder = msgspec.json.Decoder()
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder().decode
 MAX_SESSIONS = 50
 MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
 # Closed sessions (with their events) a process keeps per database (INNKEEPER_PERSONALIZE_CACHED_SESSIONS).
-CACHED_SESSIONS = 10_000
+CACHED_SESSIONS = 20_000
 # The columns of ``sessions.context_events`` / ``context_sessions`` rows, in the order ``_event`` / ``_session``
 # take them.
 _EVENT_COLUMNS = sessions.CONTEXT_EVENT_COLUMNS
@@ -59,27 +61,39 @@ def transient_guest() -> dict[str, Any]:
 
 
 class ClosedSessions:
-    """The guest context's closed sessions as built (session dict with its events), least recently used first out.
+    """The guest context's closed sessions as built (the session dict with its events), least recently used out.
 
-    Keyed by (session ref, whether events carry their message): the two builds differ. What it hands out is shared
-    between requests, so nothing may change it; ``_sessions`` gives each request its own copy of the session
-    dicts (the events and nested values are shared; templates and conditions only read them).
+    Keyed by (session ref, whether events carry their message): the two builds differ. Each is kept as msgpack
+    bytes and decoded afresh for every request (~2 µs a session), so no request sees another's changes, and a
+    bytes object is not tracked by the garbage collector: kept as dicts and lists (~15 containers a session),
+    10,000 sessions made every full collection ~75 ms longer (a callFlows p99 of 30-40 ms at half load).
+    A session whose build would not come back exactly (a value msgpack cannot carry) is not kept.
     """
 
     __slots__ = ("_items", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[str, bool], dict[str, Any]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
 
     def get(self, key: tuple[str, bool]) -> dict[str, Any] | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
+        blob = self._items.get(key)
+        if blob is None:
+            return None
+        self._items.move_to_end(key)
+        item: dict[str, Any] = _unpack(blob)
+        if "events" in item:
+            item["interactions"] = item["events"]  # one list under both names, as built
         return item
 
     def put(self, key: tuple[str, bool], item: dict[str, Any]) -> None:
-        self._items[key] = item
+        try:
+            blob = _pack(item)
+        except (TypeError, ValueError, msgspec.MsgspecError):
+            return
+        if _unpack(blob) != item:
+            return
+        self._items[key] = blob
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -180,8 +194,8 @@ async def _sessions(
             item = built[ref] = session_of_row(row, events[ref][-MAX_EVENTS_PER_SESSION:])
             if cache is not None and row[_STATUS] != "OPEN":
                 cache.put((ref, event_data), item)
-    # A session deleted since the first read is left out; each request gets its own session dicts.
-    return [dict(built[ref]) for ref, _ in heads if ref in built]
+    # A session deleted since the first read is left out.
+    return [built[ref] for ref, _ in heads if ref in built]
 
 
 async def session_with_events(session: AsyncSession, session_ref: str) -> dict[str, Any] | None:
