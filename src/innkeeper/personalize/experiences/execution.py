@@ -498,7 +498,7 @@ async def _track_exposure(
     assert guest.row is not None and guest.browser_ref is not None
     if pos_name is None:
         return None
-    pos = await tenant.resolve_pos(session, pos_name, auto_create=False, clock=clock)
+    pos = await tenant.pos_settings(session, pos_name)  # a plain row, read once per transaction
     if pos is None:
         return None
     info = sessions.PosInfo(pos.name, pos.timeout_minutes, pos.language, pos.currency_code)
