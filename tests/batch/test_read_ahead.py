@@ -4,6 +4,7 @@ run, outcomes keep file order, and an archive that breaks later keeps the chunks
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import gzip
 import json
@@ -78,3 +79,17 @@ async def test_an_archive_broken_in_a_later_chunk_keeps_the_chunks_before(
     imported = await count(db, Guest)
     assert 3 <= imported < 200 and imported % 3 == 0  # whole chunks only
     assert (done["recordsTotal"], done["recordsSucceeded"], done["recordsFailed"]) == (imported, imported, 0)
+
+
+def test_chunks_default_to_2000_lines_on_sqlite_and_10000_on_postgresql(settings: Settings) -> None:
+    from innkeeper.batch._importer import POSTGRES_CHUNK_LINES, SQLITE_CHUNK_LINES, ImportOptions
+
+    unset = dataclasses.replace(settings, batch_chunk_lines=0)
+    on_sqlite = dataclasses.replace(unset, database_url="sqlite:///./x.db")
+    on_postgres = dataclasses.replace(unset, database_url="postgresql://u@h:5432/db")
+    assert (SQLITE_CHUNK_LINES, POSTGRES_CHUNK_LINES) == (2_000, 10_000)
+    assert ImportOptions.from_settings(on_sqlite).chunk_lines == SQLITE_CHUNK_LINES
+    assert ImportOptions.from_settings(on_postgres).chunk_lines == POSTGRES_CHUNK_LINES
+    assert ImportOptions.from_settings(dataclasses.replace(on_postgres, batch_chunk_lines=7)).chunk_lines == 7
+    assert Settings.from_env({}).batch_chunk_lines == 0
+    assert Settings.from_env({"INNKEEPER_BATCH_CHUNK_LINES": "500"}).batch_chunk_lines == 500

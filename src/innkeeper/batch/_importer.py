@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.batch._reader import UnreadableArchive, is_gzip, lines
@@ -50,6 +51,18 @@ IMPORT_GC_THRESHOLD = 10_000
 IMPORT_GC_OBJECTS_PER_LINE = 50
 
 
+# Lines per chunk transaction when INNKEEPER_BATCH_CHUNK_LINES is 0 (the default). On SQLite a chunk's transaction
+# holds the only writer (the Stream API waits for it); on PostgreSQL each chunk's round trips and COMMIT are what
+# bigger chunks save (the 50 MB file: 95 s at 2,000 lines, 74 s at 5,000, 66 s at 10,000; peak RSS 167, 205, 255 MB).
+SQLITE_CHUNK_LINES = 2_000
+POSTGRES_CHUNK_LINES = 10_000
+
+
+def default_chunk_lines(database_url: str) -> int:
+    """The chunk size for this database when none is set."""
+    return POSTGRES_CHUNK_LINES if make_url(database_url).get_backend_name() == "postgresql" else SQLITE_CHUNK_LINES
+
+
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
     """How a worker imports a batch; carried in the job so API and worker agree on the file."""
@@ -64,7 +77,7 @@ class ImportOptions:
     def from_settings(cls, settings: Settings) -> ImportOptions:
         return cls(
             data_dir=str(Path(settings.data_dir).resolve()),
-            chunk_lines=max(1, settings.batch_chunk_lines),
+            chunk_lines=max(1, settings.batch_chunk_lines or default_chunk_lines(settings.database_url)),
             lease_seconds=max(1.0, settings.batch_lease_seconds),
             chunk_delay_seconds=max(0.0, settings.batch_chunk_delay_seconds),
             log_info=settings.batch_log_info,

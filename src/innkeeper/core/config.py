@@ -52,9 +52,10 @@ class Settings:
         52_428_800, "Largest batch file accepted, in bytes (Sitecore: 50 MB compressed); lower it in tests."
     )
     batch_chunk_lines: int = _setting(
-        2000,
-        "Batch import lines applied per transaction; progress commits with each chunk "
-        "(bigger chunks import faster but hold the database longer per transaction).",
+        0,
+        "Batch import lines applied per transaction; progress commits with each chunk. 0 (the default) means 2,000 on "
+        "SQLite, where a chunk holds the only writer for its transaction, and 10,000 on PostgreSQL (the 50 MB file: "
+        "95 s at 2,000, 66 s at 10,000; worker peak RSS 167 -> 255 MB).",
     )
     batch_lease_seconds: float = _setting(
         60.0, "How long a worker holds a batch between progress commits; a dead worker's batch resumes after it."
