@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.db import among
+from innkeeper.core.sqlite_fast import SqliteRead
 from innkeeper.orders.models import Order, OrderConsumer, OrderContact, OrderExtension, OrderItem
+
+_ORDERS = cast(Table, Order.__table__)
+_ITEMS = cast(Table, OrderItem.__table__)
+# What a guest context shows of an order and of its items, in the order the rows of ``context_orders`` hold them.
+CONTEXT_ORDER_COLUMNS = (
+    "ref",
+    "reference_id",
+    "status",
+    "ordered_at",
+    "price",
+    "currency_code",
+    "channel",
+    "point_of_sale",
+    "payment_type",
+)
+CONTEXT_ITEM_COLUMNS = (
+    "ref",
+    "order_ref",
+    "item_id",
+    "type",
+    "product_id",
+    "reference_id",
+    "name",
+    "status",
+    "price",
+    "currency_code",
+    "quantity",
+)
+_CONTEXT_ORDERS = SqliteRead(
+    select(*(_ORDERS.c[name] for name in CONTEXT_ORDER_COLUMNS))
+    .where(_ORDERS.c.guest_ref == bindparam("guest_ref"))
+    .order_by(_ORDERS.c.ordered_at.desc(), _ORDERS.c.created_at.desc(), _ORDERS.c.ref)
+    .limit(bindparam("limit"))
+)
+_CONTEXT_ITEMS = SqliteRead(
+    select(*(_ITEMS.c[name] for name in CONTEXT_ITEM_COLUMNS))
+    .where(_ITEMS.c.order_ref.in_(bindparam("refs", expanding=True)))
+    .order_by(_ITEMS.c.created_at, _ITEMS.c.ref)
+)
 
 
 class OrderRepository:
@@ -43,6 +84,14 @@ class OrderRepository:
         if limit is not None:
             stmt = stmt.limit(limit)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def context_orders(self, guest_ref: str, *, limit: int) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+        """Plain rows of ``CONTEXT_ORDER_COLUMNS`` of the guest's newest orders (as :meth:`for_guest` orders them),
+        then of ``CONTEXT_ITEM_COLUMNS`` of their items (as :meth:`items_of_many`); straight from SQLite there."""
+        orders = await _CONTEXT_ORDERS.rows(self.session, {"guest_ref": guest_ref, "limit": limit})
+        if not orders:
+            return [], []
+        return orders, await _CONTEXT_ITEMS.rows(self.session, {"refs": [row[0] for row in orders]})
 
     async def of_guests_between(self, guest_refs: list[str], start: datetime, end: datetime) -> list[Order]:
         if not guest_refs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,8 @@ from innkeeper.orders._people import set_contact as set_contact
 from innkeeper.orders._people import update_consumer as update_consumer
 from innkeeper.orders.errors import DuplicateReferenceId, InvalidOrder
 from innkeeper.orders.models import Order, OrderContact, OrderExtension, OrderItem
+from innkeeper.orders.repository import CONTEXT_ITEM_COLUMNS as CONTEXT_ITEM_COLUMNS
+from innkeeper.orders.repository import CONTEXT_ORDER_COLUMNS as CONTEXT_ORDER_COLUMNS
 from innkeeper.orders.repository import OrderRepository
 
 CONVERTING_STATUSES = frozenset({"PURCHASED", "CONFIRMED", "PAYMENT_PENDING"})
@@ -456,6 +459,14 @@ async def delete_extension_fields(
     """Delete the listed keys of a data extension (all of them when ``keys`` is None)."""
     await extension_owner(session, owner_type, owner_ref)
     return await _extensions.delete_fields(session, owner_type, owner_ref, name, keys, clock=clock)
+
+
+async def context_orders(
+    session: AsyncSession, guest_ref: str, *, limit: int
+) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+    """The guest's newest orders and their items as plain rows (``CONTEXT_ORDER_COLUMNS``,
+    ``CONTEXT_ITEM_COLUMNS``), ordered as :func:`orders_for_guest` and :func:`items_of_orders` order them."""
+    return await OrderRepository(session).context_orders(guest_ref, limit=limit)
 
 
 async def items_of_orders(session: AsyncSession, order_refs: list[str]) -> list[OrderItem]:

@@ -21,6 +21,8 @@ from innkeeper.core.runtime import Runtime
 from innkeeper.core.sqlite_fast import sqlite_json
 from innkeeper.guests import service as guests
 from innkeeper.guests.models import Guest
+from innkeeper.orders import service as orders
+from innkeeper.orders.models import Order, OrderItem
 from innkeeper.personalize.experiences.context import MAX_EVENTS_PER_SESSION, guest_context
 from innkeeper.personalize.experiences.models import FlowExecution
 from innkeeper.personalize.experiences.repository import AssignmentRepository, ExecutionRepository
@@ -275,3 +277,59 @@ def test_the_fast_paths_fall_back_to_the_column_types_processors() -> None:
     assert calls == [b"[1]"]
     first, second = sqlite_json("{}", slow), sqlite_json("{}", slow)
     assert first is not second  # a new object each time, as a decoder gives
+
+
+async def test_the_lean_orders_read_gives_what_the_orm_gives(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    browser = await identified_browser(client, "buyer@example.com", first_name="Bea")
+    async with runtime.sessions() as db:
+        guest_ref = (await guests.get_browser(db, browser["ref"])).guest_ref
+        made: list[Any] = []
+        for n, (ordered, created) in enumerate(
+            [(T0, T0), (T0, T0 + timedelta(seconds=1)), (T0 - timedelta(days=3), T0)]
+        ):
+            order = Order(
+                ref=new_ref(),
+                guest_ref=guest_ref,
+                reference_id=f"ORD-{n}",
+                status="PURCHASED",
+                currency_code="EUR" if n else None,
+                price=0.1 + 0.2 * n,
+                payment_type="Card" if n == 1 else None,
+                channel="WEB",
+                point_of_sale="shop/ie",
+                ordered_at=ordered,
+                created_at=created,
+                modified_at=created,
+            )
+            made.append(order)
+            for i in range(n + 1):
+                made.append(
+                    OrderItem(
+                        ref=new_ref(),
+                        order_ref=order.ref,
+                        item_id=f"I{i}",
+                        type="BET" if i else None,
+                        name="ü" * (i + 1),
+                        quantity=i + 1,
+                        price=99.99000000000001,
+                        currency_code="EUR",
+                        created_at=None if i == 1 else T0 + timedelta(microseconds=i),
+                    )
+                )
+        db.add_all(made)
+        await db.commit()
+    async with runtime.sessions() as db:
+        order_rows, item_rows = await orders.context_orders(db, guest_ref, limit=2)
+        orm = await orders.orders_for_guest(db, guest_ref, limit=2)
+        orm_items = await orders.items_of_orders(db, [order.ref for order in orm])
+        none = await orders.context_orders(db, new_ref(), limit=50)
+    assert [row[0] for row in order_rows] == [order.ref for order in orm] and len(order_rows) == 2
+    assert [row[2] for row in order_rows] == ["PURCHASED", "PURCHASED"]
+    for row, order in zip(order_rows, orm, strict=True):
+        expected = tuple(getattr(order, name) for name in orders.CONTEXT_ORDER_COLUMNS)
+        assert tuple(row) == expected and [type(v) for v in row] == [type(v) for v in expected]
+    assert [row[0] for row in item_rows] == [item.ref for item in orm_items] and len(item_rows) == 3
+    for row, item in zip(item_rows, orm_items, strict=True):
+        expected = tuple(getattr(item, name) for name in orders.CONTEXT_ITEM_COLUMNS)
+        assert tuple(row) == expected and [type(v) for v in row] == [type(v) for v in expected]
+    assert none == ([], [])

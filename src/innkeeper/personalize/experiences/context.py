@@ -345,37 +345,38 @@ def session_dict(row: Session, event_dicts: list[dict[str, Any]]) -> dict[str, A
 
 
 async def _orders(session: AsyncSession, guest_ref: str) -> list[dict[str, Any]]:
-    rows = await orders.orders_for_guest(session, guest_ref, limit=MAX_ORDERS)
+    # Rows by position: ``orders.CONTEXT_ORDER_COLUMNS`` and ``orders.CONTEXT_ITEM_COLUMNS``.
+    rows, item_rows = await orders.context_orders(session, guest_ref, limit=MAX_ORDERS)
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in await orders.items_of_orders(session, [row.ref for row in rows]):
-        items[item.order_ref].append(
+    for ref, order_ref, item_id, type_, product_id, reference_id, name, status, price, currency, quantity in item_rows:
+        items[order_ref].append(
             {
-                "ref": item.ref,
-                "itemId": item.item_id,
-                "type": item.type,
-                "productId": item.product_id,
-                "referenceId": item.reference_id,
-                "name": item.name,
-                "status": item.status,
-                "price": item.price,
-                "currencyCode": item.currency_code,
-                "quantity": item.quantity,
+                "ref": ref,
+                "itemId": item_id,
+                "type": type_,
+                "productId": product_id,
+                "referenceId": reference_id,
+                "name": name,
+                "status": status,
+                "price": price,
+                "currencyCode": currency,
+                "quantity": quantity,
             }
         )
     return [
         {
-            "ref": row.ref,
-            "referenceId": row.reference_id,
-            "status": row.status,
-            "orderedAt": row.ordered_at,
-            "price": row.price,
-            "currencyCode": row.currency_code,
-            "channel": row.channel,
-            "pointOfSale": row.point_of_sale,
-            "paymentType": row.payment_type,
-            "orderItems": items[row.ref],
+            "ref": ref,
+            "referenceId": reference_id,
+            "status": status,
+            "orderedAt": ordered_at,
+            "price": price,
+            "currencyCode": currency,
+            "channel": channel,
+            "pointOfSale": pos,
+            "paymentType": payment_type,
+            "orderItems": items[ref],
         }
-        for row in rows
+        for ref, reference_id, status, ordered_at, price, currency, channel, pos, payment_type in rows
     ]
 
 
