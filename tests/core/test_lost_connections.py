@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, String, Table, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core import db as core_db
 from innkeeper.core.db import in_transaction
 from innkeeper.core.runtime import Runtime
+from innkeeper.core.sqlite_fast import SqliteRead
 
 
 async def _driver(session: AsyncSession) -> Any:
@@ -133,3 +134,36 @@ async def test_a_connection_lost_during_commit_is_not_run_again(
     assert failed.value.connection_invalidated
     assert len(attempts) == 1  # whether it committed is unknown: never run twice
     assert await _stored(runtime) == []
+
+
+_PROBE = Table("probe", MetaData(), Column("v", String(20)))
+_PROBE_READ = SqliteRead(select(_PROBE.c.v).order_by(_PROBE.c.v))  # straight on sqlite3 / asyncpg
+
+
+@pytest.mark.usefixtures("probe")
+async def test_a_fast_read_on_a_lost_connection_runs_the_transaction_again(runtime: Runtime) -> None:
+    """A read that goes past SQLAlchemy's execution (``core.sqlite_fast``) still reports a lost connection as one:
+    the pooled connection is invalidated and ``in_transaction`` runs the work again on a new one."""
+    attempts: list[int] = []
+
+    async def work(session: AsyncSession) -> list[str]:
+        attempts.append(1)
+        await _write(session, f"f{len(attempts)}")
+        if len(attempts) == 1:
+            await _kill(runtime, await _driver(session))
+        return [row[0] for row in await _PROBE_READ.rows(session, {})]
+
+    assert await in_transaction(runtime.sessions, work) == ["f2"]
+    assert len(attempts) == 2
+    assert await _stored(runtime) == ["f2"]
+
+
+async def test_a_fast_read_that_fails_raises_what_sqlalchemy_raises_and_the_session_goes_on(runtime: Runtime) -> None:
+    missing = SqliteRead(select(Table("no_such_table", MetaData(), Column("v", String(20))).c.v))
+    async with runtime.sessions() as session:
+        with pytest.raises(DBAPIError) as failed:
+            await missing.rows(session, {})
+        assert not failed.value.connection_invalidated
+        assert "no_such_table" in str(failed.value)
+        await session.rollback()
+        assert (await session.execute(text("SELECT 4"))).scalar_one() == 4

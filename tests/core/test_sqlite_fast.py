@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
@@ -263,3 +264,27 @@ async def test_a_very_long_expanding_list_is_left_to_sqlalchemy(db: AsyncSession
     wanted = [*browsers, *(f"b-unknown-{i}" for i in range(300))]
     assert [row[0] for row in await read.rows(db, {"refs": wanted})] == sorted(browsers)
     assert all(length <= 256 for _, length in read._compiled)  # no statement kept for 302 placeholders
+
+
+async def test_reads_go_past_sqlalchemys_execution_on_both_stores(db: AsyncSession) -> None:
+    """On SQLite straight to sqlite3, on PostgreSQL straight to asyncpg (in the session's transaction either way):
+    SQLAlchemy's cursor events see none of them, and the rows are what SQLAlchemy gives."""
+    refs = await _seed(db, 3)
+    browsers = [f"b{ref[1:]}" for ref in refs]
+    seen: list[str] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    read = SqliteRead(_LIVE)
+    expected = [tuple(row) for row in (await db.execute(_LIVE, {"refs": browsers})).all()]
+    sync_engine = db.get_bind()
+    sa_event.listen(sync_engine, "before_cursor_execute", watch)
+    try:
+        got = [tuple(row) for row in await read.rows(db, {"refs": browsers})]
+        again = [tuple(row) for row in await read.rows(db, {"refs": browsers[:1]})]
+    finally:
+        sa_event.remove(sync_engine, "before_cursor_execute", watch)
+    assert seen == []
+    assert got == expected and again == [row for row in expected if row[0] == browsers[0]]
+    assert [type(value) for value in got[0]] == [type(value) for value in expected[0]]

@@ -32,6 +32,7 @@ from innkeeper.stream.group_commit import GroupCommit
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
 from tests.factories.stream import create_browser, event, post_event, product
 from tests.support.clock import FrozenClock
+from tests.support.postgres import postgres_statements
 from tests.support.sqlite import sqlite3_hook
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -232,14 +233,11 @@ async def _statements_run(runtime: Runtime) -> AsyncIterator[list[str]]:
             yield statements
         return
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def count(statement: str, _params: Any) -> None:
         statements.append(" ".join(statement.split(None, 2)[:2]))
 
-    sa_event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with postgres_statements(runtime, count):
         yield statements
-    finally:
-        sa_event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_a_batch_of_common_events_costs_a_few_statements_not_a_few_per_event(
@@ -371,15 +369,12 @@ async def test_the_batched_path_locks_every_browser_of_the_batch_in_ref_order(
             results = await _grouped(GroupCommit(runtime.sessions, clock), batch)
     else:
 
-        def watch(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        def watch(statement: str, params: Any) -> None:
             if "FROM browsers" in statement and "IN" in statement:
-                locks.append(list(params.values() if isinstance(params, dict) else params))
+                locks.append(list(params))
 
-        sa_event.listen(runtime.engine.sync_engine, "before_cursor_execute", watch)
-        try:
+        with postgres_statements(runtime, watch):
             results = await _grouped(GroupCommit(runtime.sessions, clock), batch)
-        finally:
-            sa_event.remove(runtime.engine.sync_engine, "before_cursor_execute", watch)
     assert all(isinstance(result, service.Accepted) for result in results)
     assert len(locks) == 1
     locked = locks[0]

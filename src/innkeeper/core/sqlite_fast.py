@@ -15,11 +15,12 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, Insert, Select, Table, Update, insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from innkeeper.core.db import json_value
 
 _SQLITE_KEY = "innkeeper.sqlite_connection"
+_ASYNCPG_KEY = "innkeeper.asyncpg_connection"
 _LEAN_KEY = "innkeeper.sqlite_lean_transaction"
 # The longest expanding list compiled here (a statement is kept per length): a group-commit batch is at most 64.
 _MAX_EXPANDED = 256
@@ -103,6 +104,51 @@ async def sqlite_connection(session: AsyncSession) -> tuple[sqlite3.Connection, 
     return found
 
 
+async def asyncpg_connection(session: AsyncSession) -> tuple[Any, Any, AsyncConnection] | None:
+    """(SQLAlchemy's asyncpg adapter connection of the session's transaction, the dialect, the session's
+    connection) on PostgreSQL with asyncpg, None elsewhere. Found once per transaction, like
+    :func:`sqlite_connection`."""
+    if _LEAN_KEY in session.info:
+        return None
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_ASYNCPG_KEY)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return cast(tuple[Any, Any, AsyncConnection] | None, cached[1])
+    connection = await session.connection()
+    found: tuple[Any, Any, AsyncConnection] | None = None
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        if all(hasattr(adapted, name) for name in ("_execute_mutex", "_start_transaction", "_prepare", "_transaction")):
+            found = (adapted, dialect, connection)
+    session.info[_ASYNCPG_KEY] = (session.sync_session.get_transaction(), found)
+    return found
+
+
+async def _asyncpg_fetch(found: tuple[Any, Any, AsyncConnection], sql: str, values: Sequence[Any]) -> tuple[Any, Any]:
+    """(records, attributes) of one prepared statement run in the session's transaction, as SQLAlchemy's asyncpg
+    cursor runs it (its lock, its lazily begun transaction, its prepared-statement cache); errors wrapped as
+    SQLAlchemy wraps them, a lost connection invalidated (``in_transaction`` runs the work again)."""
+    adapted, dialect, connection = found
+    try:
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+            prepared, attributes = await adapted._prepare(sql, dialect._invalidate_schema_cache_asof)
+            return await prepared.fetch(*values), attributes
+    except Exception as error:
+        try:
+            adapted._handle_exception(error)  # raises the DBAPI error SQLAlchemy's cursor would raise
+        except dialect.loaded_dbapi.Error as dbapi_error:
+            lost = bool(dialect.is_disconnect(dbapi_error, adapted, None))
+            if lost:
+                await connection.invalidate(dbapi_error)
+            raise DBAPIError.instance(
+                sql, list(values), dbapi_error, dialect.loaded_dbapi.Error, connection_invalidated=lost
+            ) from error
+        raise
+
+
 class SqliteRead:
     """A prebuilt select that, on SQLite, runs straight on the driver's connection in the session's transaction:
     its SQL compiled once, its values turned into what its column types give (JSON columns by a fast path).
@@ -119,6 +165,7 @@ class SqliteRead:
         expanding = [bind.key for bind in stmt._get_embedded_bindparams() if bind.expanding]
         self._expanding: str | None = expanding[0] if len(expanding) == 1 else None
         self._unsupported = len(expanding) > 1
+        self._asyncpg_processors: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Sequence[Any]]:
         """The result rows, as sequences of column values in the statement's order."""
@@ -143,8 +190,48 @@ class SqliteRead:
                     [v if p is None or v is None else p(v) for v, p in zip(row, processors, strict=True)]
                     for row in rows
                 ]
+        elif not self._unsupported:
+            fetched = await self._asyncpg_rows(session, params)
+            if fetched is not None:
+                return fetched
         _no_fast_path(session)
         return list((await session.execute(self.stmt, params)).all())
+
+    async def _asyncpg_rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Sequence[Any]] | None:
+        """On PostgreSQL with asyncpg: the rows straight from asyncpg (None: not taken here)."""
+        found = await asyncpg_connection(session)
+        if found is None:
+            return None
+        dialect = found[1]
+        expanding = self._expanding
+        items: Sequence[Any] = params[expanding] if expanding is not None else ()
+        key = (id(dialect), len(items))
+        if key not in self._compiled and len(items) <= _MAX_EXPANDED:
+            self._compiled[key] = self._compile(dialect, len(items))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            return None
+        if session.new or session.dirty or session.deleted:
+            await session.flush()  # what the session's own execute would do first (autoflush)
+        sql, names, literals, _ = compiled
+        if expanding is not None:
+            params = {**params, **{f"{expanding}_{i}": item for i, item in enumerate(items, 1)}}
+        values = [params[name] if name in params else literals[name] for name in names]
+        records, attributes = await _asyncpg_fetch(found, sql, values)
+        processors = self._asyncpg_processors.get(sql)
+        if processors is None:
+            # Like SQLAlchemy's, from each column's type and the type PostgreSQL reports for it (a numeric
+            # column's processor depends on it).
+            processors = self._asyncpg_processors[sql] = tuple(
+                _value_processor(column.type, dialect, attribute.type.oid)
+                for column, attribute in zip(self.stmt.selected_columns, attributes, strict=True)
+            )
+        if not any(processors):
+            return cast(list[Sequence[Any]], records)
+        return [
+            [v if p is None or v is None else p(v) for v, p in zip(record, processors, strict=True)]
+            for record in records
+        ]
 
     def _compile(self, dialect: Any, length: int) -> _Compiled | None:
         stmt = self.stmt
@@ -160,7 +247,12 @@ class SqliteRead:
             return None  # a parameter SQLAlchemy would convert: leave it to SQLAlchemy
         # Values written in the statement (``guest_type != "retired"``) are bound parameters with a value.
         literals = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
-        processors = tuple(_value_processor(column.type, dialect) for column in self.stmt.selected_columns)
+        # PostgreSQL's are made at the first run (``_asyncpg_rows``): some need the type it reports.
+        processors = (
+            tuple(_value_processor(column.type, dialect) for column in self.stmt.selected_columns)
+            if dialect.name == "sqlite"
+            else ()
+        )
         return compiled.string, tuple(compiled.positiontup), literals, processors
 
 
@@ -266,9 +358,9 @@ def sqlite_execute(database: sqlite3.Connection, sql: str, values: Sequence[Any]
         raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
 
 
-def _value_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+def _value_processor(type_: Any, dialect: Any, coltype: Any = None) -> Callable[[Any], Any] | None:
     # UTCDateTime's own processor already parses SQLite's text in one call (core.db).
-    processor = type_._cached_result_processor(dialect, None)
+    processor = type_._cached_result_processor(dialect, coltype)
     if isinstance(type_, JSON) and processor is not None:
         return lambda text: sqlite_json(text, processor)
     return cast(Callable[[Any], Any] | None, processor)
