@@ -1,9 +1,10 @@
-"""SQLite fast paths: prebuilt statements run straight on the driver's connection, in the session's transaction.
+"""Fast paths: prebuilt statements run straight on the driver's connection, in the session's transaction.
 
 SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer a small read or
 write a row (measured on callFlows' guest context). These run a statement's SQL, compiled once, on the
-``sqlite3`` connection of the session's transaction, converting values as the column types would; on other
-databases (and for statements they cannot take) the statement runs through the session as usual.
+``sqlite3`` connection of the session's transaction, converting values as the column types would. On
+PostgreSQL the reads (:class:`SqliteRead`) run straight on asyncpg the way SQLAlchemy's asyncpg cursor runs
+them (``_asyncpg_fetch``); the writes, and every statement these cannot take, run through the session as usual.
 """
 
 from __future__ import annotations
@@ -150,10 +151,11 @@ async def _asyncpg_fetch(found: tuple[Any, Any, AsyncConnection], sql: str, valu
 
 
 class SqliteRead:
-    """A prebuilt select that, on SQLite, runs straight on the driver's connection in the session's transaction:
-    its SQL compiled once, its values turned into what its column types give (JSON columns by a fast path).
-    SQLAlchemy's execution and result machinery cost several times what SQLite takes to answer
-    a small read; on other databases the statement runs through the session as usual.
+    """A prebuilt select that runs straight on the driver's connection in the session's transaction (sqlite3 on
+    SQLite, asyncpg on PostgreSQL): its SQL compiled once, its values turned into what its column types give (JSON
+    columns by a fast path). SQLAlchemy's execution and result machinery cost several times what the database
+    takes to answer a small read; elsewhere the statement runs through the session as usual. Unlike the session's
+    own execute it does not flush pending ORM changes on SQLite (its callers flush what a read must see).
 
     Only for statements whose parameters need no bind processing (strings, numbers). One parameter may be an
     expanding one (``col.in_(bindparam("refs", expanding=True))``): the SQL is then compiled once per length of
