@@ -174,17 +174,9 @@ class SqliteRead:
         found = None if self._unsupported else await sqlite_connection(session)
         if found is not None:
             database, dialect = found
-            expanding = self._expanding
-            items: Sequence[Any] = params[expanding] if expanding is not None else ()
-            key = (id(dialect), len(items))
-            if key not in self._compiled and len(items) <= _MAX_EXPANDED:
-                self._compiled[key] = self._compile(dialect, len(items))
-            compiled = self._compiled.get(key)
-            if compiled is not None:
-                sql, names, literals, processors = compiled
-                if expanding is not None:
-                    params = {**params, **{f"{expanding}_{i}": item for i, item in enumerate(items, 1)}}
-                values = [params[name] if name in params else literals[name] for name in names]
+            prepared = self._prepared(dialect, params)
+            if prepared is not None:
+                sql, values, processors = prepared
                 rows = sqlite_execute(database, sql, values).fetchall()
                 if not any(processors):
                     return rows
@@ -205,20 +197,12 @@ class SqliteRead:
         if found is None:
             return None
         dialect = found[1]
-        expanding = self._expanding
-        items: Sequence[Any] = params[expanding] if expanding is not None else ()
-        key = (id(dialect), len(items))
-        if key not in self._compiled and len(items) <= _MAX_EXPANDED:
-            self._compiled[key] = self._compile(dialect, len(items))
-        compiled = self._compiled.get(key)
-        if compiled is None:
+        prepared = self._prepared(dialect, params)
+        if prepared is None:
             return None
         if session.new or session.dirty or session.deleted:
             await session.flush()  # what the session's own execute would do first (autoflush)
-        sql, names, literals, _ = compiled
-        if expanding is not None:
-            params = {**params, **{f"{expanding}_{i}": item for i, item in enumerate(items, 1)}}
-        values = [params[name] if name in params else literals[name] for name in names]
+        sql, values, _ = prepared
         records, attributes = await _asyncpg_fetch(found, sql, values)
         processors = self._asyncpg_processors.get(sql)
         if processors is None:
@@ -234,6 +218,23 @@ class SqliteRead:
             [v if p is None or v is None else p(v) for v, p in zip(record, processors, strict=True)]
             for record in records
         ]
+
+    def _prepared(
+        self, dialect: Any, params: dict[str, Any]
+    ) -> tuple[str, list[Any], tuple[Callable[[Any], Any] | None, ...]] | None:
+        """(SQL, its values in order, SQLite's value processors) for these parameters; None: left to SQLAlchemy."""
+        expanding = self._expanding
+        items: Sequence[Any] = params[expanding] if expanding is not None else ()
+        key = (id(dialect), len(items))
+        if key not in self._compiled and len(items) <= _MAX_EXPANDED:
+            self._compiled[key] = self._compile(dialect, len(items))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            return None
+        sql, names, literals, processors = compiled
+        if expanding is not None:
+            params = {**params, **{f"{expanding}_{i}": item for i, item in enumerate(items, 1)}}
+        return sql, [params[name] if name in params else literals[name] for name in names], processors
 
     def _compile(self, dialect: Any, length: int) -> _Compiled | None:
         stmt = self.stmt
