@@ -324,24 +324,11 @@ class SessionRepository:
         stmt = select(*columns).where(Event.session_ref.in_(session_refs)).order_by(Event.created_at, Event.ref)
         return list((await self.session.execute(stmt)).all())
 
-    async def context_sessions(self, guest_ref: str, *, limit: int) -> list[Any]:
-        """Plain rows of ``CONTEXT_SESSION_COLUMNS`` of the guest's newest sessions, newest first."""
-        params = {"guest_ref": guest_ref, "limit": limit}
-        return list((await self.session.execute(_CONTEXT_SESSIONS_OF_GUEST, params)).all())
-
     async def context_latest_open(self, browser_ref: str) -> Sequence[Any] | None:
         """The plain row (``CONTEXT_SESSION_COLUMNS``, by position) of the browser's most recently active OPEN
         session."""
         rows = await _SQLITE_CONTEXT_LATEST_OPEN.rows(self.session, {"browser_ref": browser_ref})
         return rows[0] if rows else None
-
-    async def context_events(self, session_refs: list[str], *, with_raw: bool) -> list[Any]:
-        """Plain rows of ``CONTEXT_EVENT_COLUMNS`` (and ``raw`` when asked) of these sessions' events, oldest
-        first: what :meth:`event_rows_of_sessions` reads, by a statement built once."""
-        if not session_refs:
-            return []
-        stmt = _CONTEXT_EVENTS_RAW if with_raw else _CONTEXT_EVENTS
-        return list((await self.session.execute(stmt, {"refs": session_refs})).all())
 
     async def insert_event_values(self, values: Mapping[str, Any]) -> None:
         """One event row from its column values (every column of ``events``), straight on SQLite's connection
@@ -501,11 +488,6 @@ CONTEXT_SESSION_COLUMNS = (
     "session_data",
 )
 _CONTEXT_SESSION_SELECT = select(*(_SESSIONS.c[name] for name in CONTEXT_SESSION_COLUMNS))
-_CONTEXT_SESSIONS_OF_GUEST = (
-    _CONTEXT_SESSION_SELECT.where(_SESSIONS.c.guest_ref == bindparam("guest_ref"))
-    .order_by(_SESSIONS.c.started_at.desc(), _SESSIONS.c.ref)
-    .limit(bindparam("limit"))
-)
 _CONTEXT_LATEST_OPEN = (
     _CONTEXT_SESSION_SELECT.where(_SESSIONS.c.browser_ref == bindparam("browser_ref"), _SESSIONS.c.status == OPEN)
     .order_by(_SESSIONS.c.last_activity_at.desc())

@@ -498,21 +498,9 @@ async def event_rows_of_sessions(session: AsyncSession, session_refs: list[str],
     return await SessionRepository(session).event_rows_of_sessions(session_refs, with_raw=with_raw)
 
 
-async def context_sessions(session: AsyncSession, guest_ref: str, *, limit: int) -> list[Any]:
-    """The guest's newest sessions first, as plain rows of ``CONTEXT_SESSION_COLUMNS`` (named like the
-    ``Session`` attributes): what the personalization guest context reads, without ORM objects."""
-    return await SessionRepository(session).context_sessions(guest_ref, limit=limit)
-
-
 async def context_latest_open(session: AsyncSession, browser_ref: str) -> Sequence[Any] | None:
     """``latest_open`` as a plain row of ``CONTEXT_SESSION_COLUMNS`` (by position), or None."""
     return await SessionRepository(session).context_latest_open(browser_ref)
-
-
-async def context_events(session: AsyncSession, session_refs: list[str], *, with_raw: bool) -> list[Any]:
-    """``event_rows_of_sessions`` by a prebuilt statement: plain rows of ``CONTEXT_EVENT_COLUMNS`` (then ``raw``
-    when asked), oldest first."""
-    return await SessionRepository(session).context_events(session_refs, with_raw=with_raw)
 
 
 async def record_exposure_event(session: AsyncSession, values: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,8 +139,23 @@ async def test_the_lean_history_read_gives_what_the_statements_give(
 ) -> None:
     guest_ref = await _odd_history(client, runtime, db_kind)
     async with runtime.sessions() as db:
-        expected_sessions = await sessions.context_sessions(db, guest_ref, limit=50)
-        expected_events = await sessions.context_events(db, [row.ref for row in expected_sessions], with_raw=with_raw)
+        # The reference: the same columns through SQLAlchemy's own execution.
+        session_columns = [Session.__table__.c[name] for name in sessions.CONTEXT_SESSION_COLUMNS]
+        expected_sessions = (
+            await db.execute(
+                select(*session_columns)
+                .where(Session.guest_ref == guest_ref)
+                .order_by(Session.started_at.desc(), Session.ref)
+            )
+        ).all()
+        event_columns = [Event.__table__.c[name] for name in sessions.CONTEXT_EVENT_COLUMNS]
+        expected_events = (
+            await db.execute(
+                select(*event_columns, *([Event.raw] if with_raw else []))
+                .where(Event.session_ref.in_([row.ref for row in expected_sessions]))
+                .order_by(Event.created_at, Event.ref)
+            )
+        ).all()
         heads = await sessions.context_heads(db, guest_ref, limit=50)
         got_sessions, got_events = await sessions.context_rows(db, [ref for ref, _ in heads], with_raw=with_raw)
         limited = await sessions.context_heads(db, guest_ref, limit=2)
@@ -160,7 +176,7 @@ async def test_the_lean_history_read_gives_what_the_statements_give(
         assert oldest["ended_at"] == datetime(2026, 2, 27, 12, 5, tzinfo=UTC) and math.isinf(oldest["utm"]["big"])
 
 
-def _same(got: list[Any], expected: list[Any]) -> None:
+def _same(got: Sequence[Any], expected: Sequence[Any]) -> None:
     assert [tuple(row) for row in got] == [tuple(row) for row in expected]
     for mine, theirs in zip(got, expected, strict=True):
         assert [type(value) for value in mine] == [type(value) for value in theirs]

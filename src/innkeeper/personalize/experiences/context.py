@@ -33,8 +33,7 @@ MAX_EVENTS_PER_SESSION = 200
 MAX_ORDERS = 50
 # Closed sessions (with their events) a process keeps per database (INNKEEPER_PERSONALIZE_CACHED_SESSIONS).
 CACHED_SESSIONS = 20_000
-# The columns of ``sessions.context_events`` / ``context_sessions`` rows, in the order ``_event`` / ``_session``
-# take them.
+# The columns of ``sessions.context_rows``' rows, in the order ``_event`` / ``session_of_row`` take them.
 _EVENT_COLUMNS = sessions.CONTEXT_EVENT_COLUMNS
 _SESSION_COLUMNS = sessions.CONTEXT_SESSION_COLUMNS
 _STATUS = _SESSION_COLUMNS.index("status")
