@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from innkeeper.core.checkpoint import Checkpointer
-from innkeeper.core.db import create_engine, session_factory
-
-
-@contextlib.asynccontextmanager
-async def _engine_with_a_table(path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """The app's engine on a new SQLite file holding an empty table ``t (v TEXT)``; disposed on leaving."""
-    engine = create_engine(f"sqlite:///{path}")
-    sessions = session_factory(engine)
-    try:
-        async with sessions() as session:
-            await session.execute(text("CREATE TABLE t (v TEXT)"))
-            await session.commit()
-        yield sessions
-    finally:
-        await engine.dispose()
+from tests.support.sqlite import engine_with_a_table
 
 
 def _checkpoint_threads(path: Path) -> int:
@@ -40,7 +23,7 @@ async def test_the_engine_checkpoints_its_wal_off_the_committing_connection_and_
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "wal.db"
-    async with _engine_with_a_table(path) as sessions:
+    async with engine_with_a_table(path) as sessions:
         assert _checkpoint_threads(path) == 1
         async with sessions() as session:
             # The committing connection would only checkpoint by itself at ~400 MiB of WAL.
@@ -169,7 +152,7 @@ def test_a_catch_up_only_runs_when_asked_and_never_raises(tmp_path: Path) -> Non
 
 
 async def test_the_engines_connection_catches_up_after_its_commits(tmp_path: Path) -> None:
-    async with _engine_with_a_table(tmp_path / "wal.db") as sessions:
+    async with engine_with_a_table(tmp_path / "wal.db") as sessions:
         async with sessions() as session:
             raw = await session.connection()
             driver = (await raw.get_raw_connection()).driver_connection

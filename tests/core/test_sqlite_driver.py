@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from innkeeper.core.config import async_url
 from innkeeper.core.db import create_engine, in_transaction, session_factory
+from tests.support.sqlite import engine_with_a_table
 
 
 class _Ticker:
@@ -172,13 +173,9 @@ async def test_the_after_commit_hook_runs_on_the_commit_thread_after_a_writing_c
     error."""
     import threading
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'h.db'}")
-    sessions = session_factory(engine)
     calls: list[tuple[str, bool]] = []
-    try:
+    async with engine_with_a_table(tmp_path / "h.db") as sessions:
         async with sessions() as session:
-            await session.execute(text("CREATE TABLE t (v TEXT)"))
-            await session.commit()
             driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
 
         def hook(connection: Any) -> None:
@@ -197,17 +194,10 @@ async def test_the_after_commit_hook_runs_on_the_commit_thread_after_a_writing_c
         assert calls == [("sqlite-commit_0", False), ("sqlite-commit_0", False)]
         async with sessions() as session:
             assert (await session.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all() == ["one", "two"]
-    finally:
-        await engine.dispose()
 
 
 async def test_a_cancelled_caller_still_waits_for_its_commit_before_the_connection_is_reused(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
-    sessions = session_factory(engine)
-    try:
-        async with sessions() as session:
-            await session.execute(text("CREATE TABLE t (v INTEGER)"))
-            await session.commit()
+    async with engine_with_a_table(tmp_path / "d.db", "v INTEGER") as sessions:
 
         async def write(n: int) -> None:
             async with sessions() as session:
@@ -226,8 +216,6 @@ async def test_a_cancelled_caller_still_waits_for_its_commit_before_the_connecti
         # to completion either way); nothing else is stored and the connection still works.
         assert committed <= stored <= set(range(20))
         assert len(committed) >= 13
-    finally:
-        await engine.dispose()
 
 
 async def test_a_begin_that_finds_the_database_locked_is_retried_by_in_transaction(url: str, tmp_path: Path) -> None:

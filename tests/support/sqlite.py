@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, cast
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from innkeeper.core.db import create_engine, session_factory
 from innkeeper.core.runtime import Runtime
 
 
@@ -34,3 +39,17 @@ async def sqlite3_hook(runtime: Runtime, setter: str, callback: Callable[..., An
         yield
     finally:
         getattr(database, setter)(None)
+
+
+@contextlib.asynccontextmanager
+async def engine_with_a_table(path: Path, column: str = "v TEXT") -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The app's engine (our driver) on a new SQLite file holding an empty table ``t (<column>)``; disposed after."""
+    engine = create_engine(f"sqlite:///{path}")
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            await session.execute(text(f"CREATE TABLE t ({column})"))
+            await session.commit()
+        yield sessions
+    finally:
+        await engine.dispose()
