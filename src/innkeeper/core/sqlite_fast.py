@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import JSON, Insert, Select, Table, Update, insert
@@ -91,18 +91,7 @@ async def sqlite_connection(session: AsyncSession) -> tuple[sqlite3.Connection, 
     lean = session.info.get(_LEAN_KEY)
     if lean is not None:
         return cast(tuple[sqlite3.Connection, Any], lean[1])
-    transaction = session.sync_session.get_transaction()
-    cached = session.info.get(_SQLITE_KEY)
-    if transaction is not None and cached is not None and cached[0] is transaction:
-        return cast(tuple[sqlite3.Connection, Any] | None, cached[1])
-    connection = await session.connection()
-    found: tuple[sqlite3.Connection, Any] | None = None
-    if connection.dialect.name == "sqlite":
-        database = getattr((await connection.get_raw_connection()).driver_connection, "_connection", None)
-        if isinstance(database, sqlite3.Connection):
-            found = (database, connection.dialect)
-    session.info[_SQLITE_KEY] = (session.sync_session.get_transaction(), found)
-    return found
+    return cast(tuple[sqlite3.Connection, Any] | None, await _once_per_transaction(session, _SQLITE_KEY, _sqlite_of))
 
 
 async def asyncpg_connection(session: AsyncSession) -> tuple[Any, Any, AsyncConnection] | None:
@@ -111,19 +100,39 @@ async def asyncpg_connection(session: AsyncSession) -> tuple[Any, Any, AsyncConn
     :func:`sqlite_connection`."""
     if _LEAN_KEY in session.info:
         return None
+    return cast(
+        tuple[Any, Any, AsyncConnection] | None, await _once_per_transaction(session, _ASYNCPG_KEY, _asyncpg_of)
+    )
+
+
+async def _once_per_transaction(
+    session: AsyncSession, key: str, find: Callable[[AsyncConnection], Awaitable[object]]
+) -> object:
+    """What ``find`` gives for the connection of the session's transaction (begun if it was not), kept in the
+    session's info under ``key`` for as long as that transaction lasts."""
     transaction = session.sync_session.get_transaction()
-    cached = session.info.get(_ASYNCPG_KEY)
+    cached = session.info.get(key)
     if transaction is not None and cached is not None and cached[0] is transaction:
-        return cast(tuple[Any, Any, AsyncConnection] | None, cached[1])
-    connection = await session.connection()
-    found: tuple[Any, Any, AsyncConnection] | None = None
-    dialect = connection.dialect
-    if dialect.name == "postgresql" and dialect.driver == "asyncpg":
-        adapted = (await connection.get_raw_connection()).dbapi_connection
-        if all(hasattr(adapted, name) for name in ("_execute_mutex", "_start_transaction", "_prepare", "_transaction")):
-            found = (adapted, dialect, connection)
-    session.info[_ASYNCPG_KEY] = (session.sync_session.get_transaction(), found)
+        return cached[1]
+    found = await find(await session.connection())
+    session.info[key] = (session.sync_session.get_transaction(), found)
     return found
+
+
+async def _sqlite_of(connection: AsyncConnection) -> tuple[sqlite3.Connection, Any] | None:
+    if connection.dialect.name != "sqlite":
+        return None
+    database = getattr((await connection.get_raw_connection()).driver_connection, "_connection", None)
+    return (database, connection.dialect) if isinstance(database, sqlite3.Connection) else None
+
+
+async def _asyncpg_of(connection: AsyncConnection) -> tuple[Any, Any, AsyncConnection] | None:
+    dialect = connection.dialect
+    if dialect.name != "postgresql" or dialect.driver != "asyncpg":
+        return None
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    needed = ("_execute_mutex", "_start_transaction", "_prepare", "_transaction")  # SQLAlchemy's adapter, pinned
+    return (adapted, dialect, connection) if all(hasattr(adapted, name) for name in needed) else None
 
 
 async def _asyncpg_fetch(found: tuple[Any, Any, AsyncConnection], sql: str, values: Sequence[Any]) -> tuple[Any, Any]:
