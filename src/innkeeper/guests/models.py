@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from innkeeper.core.db import Base, JSONType, UTCDateTime
+from innkeeper.core.db import Base, JSONType, UTCDateTime, bulk_reference
 
 
 class Guest(Base):
@@ -50,10 +50,13 @@ class GuestIdentifier(Base):
     """An identifier owned by exactly one guest; the unique key settles identity races."""
 
     __tablename__ = "guest_identifiers"
-    __table_args__ = (UniqueConstraint("provider", "value", name="uq_guest_identifiers_provider_value"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "value", name="uq_guest_identifiers_provider_value"),
+        bulk_reference("guest_ref", "guests.ref"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"), index=True)
+    guest_ref: Mapped[str] = mapped_column(String(36), index=True)
     provider: Mapped[str] = mapped_column(String(100))
     value: Mapped[str] = mapped_column(String(500))
     expiry_date: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -77,10 +80,13 @@ class GuestExtension(Base):
     """A guest data extension (``ext``, ``ext1`` … ``ext5``): one flat object of primitives."""
 
     __tablename__ = "guest_extensions"
-    __table_args__ = (UniqueConstraint("guest_ref", "name", name="uq_guest_extensions_guest_name"),)
+    __table_args__ = (
+        UniqueConstraint("guest_ref", "name", name="uq_guest_extensions_guest_name"),
+        bulk_reference("guest_ref", "guests.ref"),
+    )
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
-    guest_ref: Mapped[str] = mapped_column(ForeignKey("guests.ref"), index=True)
+    guest_ref: Mapped[str] = mapped_column(String(36), index=True)
     name: Mapped[str] = mapped_column(String(10))
     key: Mapped[str] = mapped_column(String(20), default="default")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

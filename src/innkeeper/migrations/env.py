@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -11,6 +12,7 @@ from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from innkeeper.core.db import created_as_constraint
 from innkeeper.migrations.models import Base
 
 config = context.config
@@ -18,11 +20,18 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    dialect = connection.dialect.name
+
+    def include_object(item: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        # A bulk reference is a trigger, not a constraint, on PostgreSQL (migration 0010, core.db.bulk_reference).
+        return reflected or type_ != "foreign_key_constraint" or created_as_constraint(item, dialect)
+
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction(), warnings.catch_warnings():
         # SQLite cannot reflect expression indexes (ix_guests_email_lower on lower(email)): SQLAlchemy and

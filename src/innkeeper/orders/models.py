@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from innkeeper.core.db import Base, JSONType, UTCDateTime
+from innkeeper.core.db import Base, JSONType, UTCDateTime, bulk_reference
 
 # The statuses of the Order REST API and the batch order model (spec §9.1–9.2; the
 # `PARTIALY_` spelling is Sitecore's).
@@ -36,10 +36,11 @@ class Order(Base):
     """An order, created by a converting CHECKOUT / ORDER_CHECKOUT or the REST API."""
 
     __tablename__ = "orders"
+    __table_args__ = (bulk_reference("guest_ref", "guests.ref"),)
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Orders created over REST without a contact belong to no guest yet.
-    guest_ref: Mapped[str | None] = mapped_column(ForeignKey("guests.ref"), index=True, nullable=True)
+    guest_ref: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     reference_id: Mapped[str] = mapped_column(String(200), unique=True)
     session_ref: Mapped[str | None] = mapped_column(String(36), nullable=True)
     status: Mapped[str] = mapped_column(String(30))
@@ -58,9 +59,10 @@ class OrderItem(Base):
     """One line of an order."""
 
     __tablename__ = "order_items"
+    __table_args__ = (bulk_reference("order_ref", "orders.ref"),)
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
-    order_ref: Mapped[str] = mapped_column(ForeignKey("orders.ref"), index=True)
+    order_ref: Mapped[str] = mapped_column(String(36), index=True)
     item_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     name: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -83,10 +85,11 @@ class OrderContact(Base):
     """The primary contact of an order; links the order to a guest."""
 
     __tablename__ = "order_contacts"
+    __table_args__ = (bulk_reference("order_ref", "orders.ref"), bulk_reference("guest_ref", "guests.ref"))
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
-    order_ref: Mapped[str] = mapped_column(ForeignKey("orders.ref"), unique=True)
-    guest_ref: Mapped[str | None] = mapped_column(ForeignKey("guests.ref"), index=True, nullable=True)
+    order_ref: Mapped[str] = mapped_column(String(36), unique=True)
+    guest_ref: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -110,12 +113,15 @@ class OrderExtension(Base):
     """The ``ext`` data extension of an order or of an order item."""
 
     __tablename__ = "order_extensions"
-    __table_args__ = (UniqueConstraint("owner_type", "owner_ref", "name", name="uq_order_extensions_owner_name"),)
+    __table_args__ = (
+        UniqueConstraint("owner_type", "owner_ref", "name", name="uq_order_extensions_owner_name"),
+        bulk_reference("order_ref", "orders.ref"),
+    )
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_type: Mapped[str] = mapped_column(String(10))  # "order" | "orderItem"
     owner_ref: Mapped[str] = mapped_column(String(36), index=True)
-    order_ref: Mapped[str] = mapped_column(ForeignKey("orders.ref"), index=True)
+    order_ref: Mapped[str] = mapped_column(String(36), index=True)
     name: Mapped[str] = mapped_column(String(10))
     key: Mapped[str] = mapped_column(String(20), default="default")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
