@@ -17,8 +17,8 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
     migrations.check(db_url)
 
 
-def test_migration_0010_goes_down_and_up_again(db_url: str) -> None:
-    # 0010 turns PostgreSQL's bulk references into triggers: down restores the constraints, up the triggers.
+def test_migrations_0010_and_0011_go_down_and_up_again(db_url: str) -> None:
+    # 0010 turns PostgreSQL's bulk references into triggers (down restores the constraints), 0011 drops an index.
     command.downgrade(migrations.alembic_config(db_url), "0009")
     migrations.upgrade(db_url)
     migrations.check(db_url)

@@ -86,7 +86,7 @@ class GuestExtension(Base):
     )
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
-    guest_ref: Mapped[str] = mapped_column(String(36), index=True)
+    guest_ref: Mapped[str] = mapped_column(String(36))  # indexed by the unique key (guest_ref leads)
     name: Mapped[str] = mapped_column(String(10))
     key: Mapped[str] = mapped_column(String(20), default="default")
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
