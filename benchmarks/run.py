@@ -108,6 +108,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "the ~50 MB gzipped batch file imported by one worker in ≤ 60 s, worker peak RSS ≤ 300 MB",
     ),
     Scenario(
+        "batch-postgres",
+        "batch.py",
+        ("--db", "postgres"),
+        "the same on PostgreSQL",
+        postgres=True,
+    ),
+    Scenario(
         "sweeper-sqlite",
         "sweeper.py",
         ("--db", "sqlite"),
