@@ -122,8 +122,8 @@ def bulk_reference(column: str, target: str) -> ForeignKeyConstraint:
 
 
 def _constraint_dialect(ddl: Any, target: Any, bind: Any, tables: Any = None, state: Any = None, **kw: Any) -> bool:
-    dialect = kw.get("dialect") if bind is None else bind.dialect
-    return getattr(dialect, "name", None) != CHECKED_BY_TRIGGERS
+    """``ddl_if``'s test (SQLAlchemy's ``DDLIfCallable``): create the constraint unless on PostgreSQL."""
+    return cast(Dialect, kw["dialect"]).name != CHECKED_BY_TRIGGERS
 
 
 def created_as_constraint(constraint: Any, dialect_name: str) -> bool:
