@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper.core.clock import iso
+from innkeeper.core.sqlite_fast import SqliteRead
 from innkeeper.sessions.models import Event, Session
 from innkeeper.sessions.repository import SessionRepository, iso_text
 from innkeeper.sessions.service import duration, session_type
@@ -237,8 +238,12 @@ async def _timeline_sessions(
 async def _timeline_events(session: AsyncSession, session_refs: list[str]) -> Sequence[Any]:
     """These sessions' events, oldest first: plain rows of ``(session_ref, ref, type, created_at, page,
     processing_status, failure_reason)``; ``created_at`` as :func:`innkeeper.core.clock.iso` writes it on
-    PostgreSQL, as stored on SQLite (see :func:`timeline`)."""
-    return list((await session.execute(_events_statement(_dialect(session)), {"session_refs": session_refs})).all())
+    PostgreSQL, as stored on SQLite (see :func:`timeline`). On SQLite straight from sqlite3 (``SqliteRead``):
+    SQLAlchemy's result machinery cost about a fifth of a 5,000-event timeline."""
+    dialect = _dialect(session)
+    if dialect == "sqlite":
+        return await _SQLITE_TIMELINE_EVENTS.rows(session, {"session_refs": session_refs})
+    return list((await session.execute(_events_statement(dialect), {"session_refs": session_refs})).all())
 
 
 # The statements are built once per dialect (and filter set) and reused with bound values: building a
@@ -343,6 +348,9 @@ def _json(text: str | None) -> Any:
         return None
     empty = _EMPTY.get(text)
     return empty() if empty is not None else json.loads(text)
+
+
+_SQLITE_TIMELINE_EVENTS = SqliteRead(_events_statement("sqlite"))
 
 
 def _dialect(session: AsyncSession) -> str:
