@@ -108,13 +108,14 @@ CHECKED_BY_TRIGGERS = "postgresql"
 
 def bulk_reference(column: str, target: str) -> ForeignKeyConstraint:
     """A foreign key of a table the batch import fills by the hundred thousand: a constraint on SQLite; on
-    PostgreSQL, statement-level triggers with the same rules (migration 0010).
+    PostgreSQL, triggers with the same rules (migration 0010), named after the constraint.
 
     PostgreSQL checks a foreign key row by row (a query and a lock of the parent row per inserted row): about
-    40% of a large PostgreSQL import went into those checks. Its triggers check and lock a statement's parent
-    rows in one query (``innkeeper_check_references``) and refuse deleting a parent that is still referred to
-    (``innkeeper_check_referrers``), with the foreign-key error (SQLSTATE 23503, SQLAlchemy's
-    ``IntegrityError``), so the application sees the same rules on both databases. SQLite's own check costs an
+    40% of a large PostgreSQL import went into those checks. Its triggers check and lock an INSERT's parent
+    rows in one query per statement (``<name>_insert``), check a changed reference as the foreign key does
+    (``<name>_update``) and refuse deleting a parent that is still referred to (``<name>_delete``), with the
+    foreign-key error (SQLSTATE 23503, SQLAlchemy's ``IntegrityError``), so the application sees the same
+    rules on both databases. SQLite's own check costs an
     index lookup per row, so it keeps the constraint. The constraint stays in the metadata either way: the ORM
     orders its writes by it.
     """

@@ -5,20 +5,23 @@ Revises: 0009
 Create Date: 2026-11-28 01:00:00.000000
 
 PostgreSQL checks a foreign key once per inserted row (a query, and a lock of the parent row): about 40% of a
-large import went there. These seven references (``core.db.bulk_reference``) are checked instead by
-statement-level triggers that read the statement's new rows as a whole (transition tables):
+large import went there. These seven references (``core.db.bulk_reference``) are checked instead by triggers,
+one set of three per reference, with the constraint's name:
 
-- on the referring table, after INSERT or UPDATE: the statement's distinct non-null references (for an UPDATE,
-  the ones it introduced) are locked ``FOR KEY SHARE`` in one query, as the row-by-row check locks each; any
+- ``<name>_insert``, after INSERT, per statement: the statement's distinct non-null references (read from its new
+  rows, a transition table) are locked ``FOR KEY SHARE`` in one query, as the row-by-row check locks each; any
   that is missing fails the statement;
-- on the referred table, after DELETE: a deleted key still referred to fails the statement; a referred key
-  cannot change (``guests.ref`` / ``orders.ref`` never do).
+- ``<name>_update``, after an UPDATE that changes the reference, per row (``WHEN``: other updates cost nothing):
+  the new parent locked and checked, as the foreign key does;
+- ``<name>_delete``, after DELETE on the referred table, per statement: a deleted key still referred to fails
+  the statement. A referred key cannot change (``<table>_fixed_ref``: ``guests.ref`` / ``orders.ref`` never do).
 
-Both raise SQLSTATE 23503 (``foreign_key_violation``) with PostgreSQL's own message shape, so callers see the
+All raise SQLSTATE 23503 (``foreign_key_violation``) with PostgreSQL's own message shape, so callers see the
 same error as before. Locking the parents first and checking them in a later statement of the function (a
 fresh snapshot under READ COMMITTED) gives the foreign key's behaviour under concurrency: a parent deleted
-concurrently is found missing, and a delete waits for the writer holding the lock, then sees its rows.
-SQLite keeps its constraints (its check costs an index lookup per row).
+concurrently is found missing, and a delete waits for the writer holding the lock, then sees its rows. The
+functions are written per reference with static SQL, so PL/pgSQL keeps their plans. SQLite keeps its
+constraints (its check costs an index lookup per row).
 """
 
 from collections.abc import Sequence
@@ -42,55 +45,48 @@ REFERENCES = (
 )
 PARENTS = ("guests", "orders")
 
-CHECK_REFERENCES = """
-CREATE FUNCTION innkeeper_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
--- TG_ARGV: the constraint's name, the referring column, the referred table, its key column.
+INSERTED = """
+CREATE FUNCTION {name}_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    wanted text[];
+    wanted text[] := array(SELECT DISTINCT {column} FROM new_rows WHERE {column} IS NOT NULL);
     locked integer;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE format('SELECT array(SELECT DISTINCT %1$I FROM new_rows WHERE %1$I IS NOT NULL)', TG_ARGV[1])
-            INTO wanted;
-    ELSE
-        EXECUTE format('SELECT array(SELECT %1$I FROM new_rows WHERE %1$I IS NOT NULL'
-                       ' EXCEPT SELECT %1$I FROM old_rows)', TG_ARGV[1])
-            INTO wanted;
-    END IF;
     IF cardinality(wanted) = 0 THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %1$I p WHERE p.%2$I = ANY($1) FOR KEY SHARE OF p) k',
-                   TG_ARGV[2], TG_ARGV[3])
-        INTO locked USING wanted;
+    SELECT count(*) INTO locked FROM (SELECT 1 FROM {parent} p WHERE p.ref = ANY(wanted) FOR KEY SHARE OF p) k;
     IF locked < cardinality(wanted) THEN
-        RAISE EXCEPTION 'insert or update on table "%" violates foreign key constraint "%"', TG_TABLE_NAME, TG_ARGV[0]
-            USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME, CONSTRAINT = TG_ARGV[0],
-                  DETAIL = format('A key is not present in table "%s".', TG_ARGV[2]);
+        RAISE EXCEPTION 'insert or update on table "{table}" violates foreign key constraint "{name}"'
+            USING ERRCODE = 'foreign_key_violation', TABLE = '{table}', CONSTRAINT = '{name}',
+                  DETAIL = 'A key is not present in table "{parent}".';
     END IF;
     RETURN NULL;
 END
 $$
 """
 
-CHECK_REFERRERS = """
-CREATE FUNCTION innkeeper_check_referrers() RETURNS trigger LANGUAGE plpgsql AS $$
--- TG_ARGV: the constraint's name, the referring table, its column, the key column of this table.
-DECLARE
-    gone text[];
-    referred boolean;
+UPDATED = """
+CREATE FUNCTION {name}_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format('SELECT array(SELECT %1$I FROM old_rows)', TG_ARGV[3]) INTO gone;
-    IF cardinality(gone) = 0 THEN
-        RETURN NULL;
+    PERFORM 1 FROM {parent} p WHERE p.ref = NEW.{column} FOR KEY SHARE OF p;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'insert or update on table "{table}" violates foreign key constraint "{name}"'
+            USING ERRCODE = 'foreign_key_violation', TABLE = '{table}', CONSTRAINT = '{name}',
+                  DETAIL = 'A key is not present in table "{parent}".';
     END IF;
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %1$I c WHERE c.%2$I = ANY($1))', TG_ARGV[1], TG_ARGV[2])
-        INTO referred USING gone;
-    IF referred THEN
-        RAISE EXCEPTION 'update or delete on table "%" violates foreign key constraint "%" on table "%"',
-                TG_TABLE_NAME, TG_ARGV[0], TG_ARGV[1]
-            USING ERRCODE = 'foreign_key_violation', TABLE = TG_ARGV[1], CONSTRAINT = TG_ARGV[0],
-                  DETAIL = format('A key is still referenced from table "%s".', TG_ARGV[1]);
+    RETURN NULL;
+END
+$$
+"""
+
+DELETED = """
+CREATE FUNCTION {name}_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM {table} c WHERE c.{column} = ANY(array(SELECT ref FROM old_rows))) THEN
+        RAISE EXCEPTION
+            'update or delete on table "{parent}" violates foreign key constraint "{name}" on table "{table}"'
+            USING ERRCODE = 'foreign_key_violation', TABLE = '{table}', CONSTRAINT = '{name}',
+                  DETAIL = 'A key is still referenced from table "{table}".';
     END IF;
     RETURN NULL;
 END
@@ -114,25 +110,24 @@ def _name(table: str, column: str, parent: str) -> str:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(CHECK_REFERENCES)
-    op.execute(CHECK_REFERRERS)
     op.execute(FIXED_KEY)
     for table, column, parent in REFERENCES:
         name = _name(table, column, parent)
         op.drop_constraint(name, table, type_="foreignkey")
-        args = f"'{name}', '{column}', '{parent}', 'ref'"
+        for function in (INSERTED, UPDATED, DELETED):
+            op.execute(function.format(name=name, table=table, column=column, parent=parent))
         op.execute(
             f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows"
-            f" FOR EACH STATEMENT EXECUTE FUNCTION innkeeper_check_references({args})"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {name}_insert()"
         )
         op.execute(
-            f"CREATE TRIGGER {name}_update AFTER UPDATE ON {table}"
-            " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
-            f" FOR EACH STATEMENT EXECUTE FUNCTION innkeeper_check_references({args})"
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {column} ON {table} FOR EACH ROW"
+            f" WHEN (NEW.{column} IS NOT NULL AND NEW.{column} IS DISTINCT FROM OLD.{column})"
+            f" EXECUTE FUNCTION {name}_update()"
         )
         op.execute(
             f"CREATE TRIGGER {name}_delete AFTER DELETE ON {parent} REFERENCING OLD TABLE AS old_rows"
-            f" FOR EACH STATEMENT EXECUTE FUNCTION innkeeper_check_referrers('{name}', '{table}', '{column}', 'ref')"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {name}_delete()"
         )
     for parent in PARENTS:
         op.execute(
@@ -150,6 +145,6 @@ def downgrade() -> None:
         name = _name(table, column, parent)
         for suffix, on in (("insert", table), ("update", table), ("delete", parent)):
             op.execute(f"DROP TRIGGER {name}_{suffix} ON {on}")
+            op.execute(f"DROP FUNCTION {name}_{suffix}()")
         op.create_foreign_key(name, table, parent, [column], ["ref"])
-    for function in ("innkeeper_check_references", "innkeeper_check_referrers", "innkeeper_fixed_key"):
-        op.execute(f"DROP FUNCTION {function}()")
+    op.execute("DROP FUNCTION innkeeper_fixed_key()")
