@@ -45,6 +45,12 @@ REFERENCES = (
 )
 PARENTS = ("guests", "orders")
 
+# A reference to no row: the foreign key's error.
+REFUSED = """        RAISE EXCEPTION 'insert or update on table "{table}" violates foreign key constraint "{name}"'
+            USING ERRCODE = 'foreign_key_violation', TABLE = '{table}', CONSTRAINT = '{name}',
+                  DETAIL = 'A key is not present in table "{parent}".';
+"""
+
 INSERTED = """
 CREATE FUNCTION {name}_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -56,10 +62,7 @@ BEGIN
     END IF;
     SELECT count(*) INTO locked FROM (SELECT 1 FROM {parent} p WHERE p.ref = ANY(wanted) FOR KEY SHARE OF p) k;
     IF locked < cardinality(wanted) THEN
-        RAISE EXCEPTION 'insert or update on table "{table}" violates foreign key constraint "{name}"'
-            USING ERRCODE = 'foreign_key_violation', TABLE = '{table}', CONSTRAINT = '{name}',
-                  DETAIL = 'A key is not present in table "{parent}".';
-    END IF;
+{refused}    END IF;
     RETURN NULL;
 END
 $$
@@ -70,10 +73,7 @@ CREATE FUNCTION {name}_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM {parent} p WHERE p.ref = NEW.{column} FOR KEY SHARE OF p;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'insert or update on table "{table}" violates foreign key constraint "{name}"'
-            USING ERRCODE = 'foreign_key_violation', TABLE = '{table}', CONSTRAINT = '{name}',
-                  DETAIL = 'A key is not present in table "{parent}".';
-    END IF;
+{refused}    END IF;
     RETURN NULL;
 END
 $$
@@ -114,8 +114,9 @@ def upgrade() -> None:
     for table, column, parent in REFERENCES:
         name = _name(table, column, parent)
         op.drop_constraint(name, table, type_="foreignkey")
+        names = {"name": name, "table": table, "column": column, "parent": parent}
         for function in (INSERTED, UPDATED, DELETED):
-            op.execute(function.format(name=name, table=table, column=column, parent=parent))
+            op.execute(function.format(refused=REFUSED.format(**names), **names))
         op.execute(
             f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows"
             f" FOR EACH STATEMENT EXECUTE FUNCTION {name}_insert()"
