@@ -36,7 +36,7 @@ from typing import Any
 
 import _results
 import httpx
-from _common import BIN, RESULTS, database_url, innkeeper_env, pg_create, quick_defaults
+from _common import BIN, RESULTS, database_url, innkeeper_env, pg_create, pg_drop, quick_defaults
 from ingest import free_port
 
 from innkeeper.batch.uploader import BatchClient, pack
@@ -129,7 +129,7 @@ def main() -> None:
         "--chunk-lines", type=int, help="INNKEEPER_BATCH_CHUNK_LINES for the run (default: the server default)"
     )
     parser.add_argument("--profile", type=Path, help="run the worker under py-spy: raw samples to this file")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (file, SQLite database) afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir and the database afterwards")
     args = parser.parse_args()
     quick_defaults(args, size_mb=(50.0, 1.0))
     work = Path(tempfile.mkdtemp(prefix="innkeeper-bench-batch-"))
@@ -203,6 +203,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if args.db == "postgres" and not args.keep:
+            pg_drop(db_url)  # FORCE: also if a worker is still connected after an error
     result: dict[str, Any] = {
         "db": args.db,
         "chunk_lines": args.chunk_lines or "default",
