@@ -102,9 +102,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
-CHECKED_BY_TRIGGERS = "postgresql"
-"""Where :func:`bulk_reference` foreign keys are checked by statement triggers instead of constraints."""
-
 
 def bulk_reference(column: str, target: str) -> ForeignKeyConstraint:
     """A foreign key of a table the batch import fills by the hundred thousand: a constraint on SQLite; on
@@ -115,23 +112,17 @@ def bulk_reference(column: str, target: str) -> ForeignKeyConstraint:
     rows in one query per statement (``<name>_insert``), check a changed reference as the foreign key does
     (``<name>_update``) and refuse deleting a parent that is still referred to (``<name>_delete``), with the
     foreign-key error (SQLSTATE 23503, SQLAlchemy's ``IntegrityError``), so the application sees the same
-    rules on both databases. SQLite's own check costs an
-    index lookup per row, so it keeps the constraint. The constraint stays in the metadata either way: the ORM
-    orders its writes by it.
+    rules on both databases. SQLite's own check costs an index lookup per row, so it keeps the constraint. The
+    constraint stays in the metadata either way: the ORM orders its writes by it.
     """
-    return ForeignKeyConstraint([column], [target]).ddl_if(callable_=_constraint_dialect)
-
-
-def _constraint_dialect(ddl: Any, target: Any, bind: Any, tables: Any = None, state: Any = None, **kw: Any) -> bool:
-    """``ddl_if``'s test (SQLAlchemy's ``DDLIfCallable``): create the constraint unless on PostgreSQL."""
-    return cast(Dialect, kw["dialect"]).name != CHECKED_BY_TRIGGERS
+    return ForeignKeyConstraint([column], [target]).ddl_if(dialect="sqlite")
 
 
 def created_as_constraint(constraint: Any, dialect_name: str) -> bool:
-    """Whether the database of ``dialect_name`` holds ``constraint`` as such (False: a :func:`bulk_reference`
-    checked by triggers there)."""
+    """Whether a database of ``dialect_name`` holds ``constraint`` (False: its ``ddl_if`` names another
+    dialect, as :func:`bulk_reference` does for PostgreSQL)."""
     condition = getattr(constraint, "_ddl_if", None)
-    return condition is None or condition.callable_ is not _constraint_dialect or dialect_name != CHECKED_BY_TRIGGERS
+    return condition is None or condition.dialect in (None, dialect_name)
 
 
 _json_encoder = msgspec.json.Encoder()

@@ -238,8 +238,8 @@ async def _timeline_sessions(
 async def _timeline_events(session: AsyncSession, session_refs: list[str]) -> Sequence[Any]:
     """These sessions' events, oldest first: plain rows of ``(session_ref, ref, type, created_at, page,
     processing_status, failure_reason)``; ``created_at`` as :func:`innkeeper.core.clock.iso` writes it on
-    PostgreSQL, as stored on SQLite (see :func:`timeline`). On SQLite straight from sqlite3 (``SqliteRead``):
-    SQLAlchemy's result machinery cost about a fifth of a 5,000-event timeline."""
+    PostgreSQL, as stored on SQLite (see :func:`timeline`). On SQLite straight from sqlite3 (``SqliteRead``),
+    past SQLAlchemy's result machinery (~0.7 ms of a 16 ms, 5,000-event timeline)."""
     dialect = _dialect(session)
     if dialect == "sqlite":
         return await _SQLITE_TIMELINE_EVENTS.rows(session, {"session_refs": session_refs})
