@@ -12,6 +12,7 @@ from sqlalchemy import Select, String, Table, Text, bindparam, func, select, tru
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import UserDefinedType
 
 from innkeeper.core.clock import iso
 from innkeeper.core.sqlite_fast import SqliteRead
@@ -243,7 +244,7 @@ async def _timeline_events(session: AsyncSession, session_refs: list[str]) -> Se
     dialect = _dialect(session)
     if dialect == "sqlite":
         return await _SQLITE_TIMELINE_EVENTS.rows(session, {"session_refs": session_refs})
-    return list((await session.execute(_events_statement(dialect), {"session_refs": session_refs})).all())
+    return await _PG_TIMELINE_EVENTS.rows(session, {"session_refs": session_refs})
 
 
 # The statements are built once per dialect (and filter set) and reused with bound values: building a
@@ -303,6 +304,15 @@ def _sessions_statement(
     return stmt.order_by(c.started_at.desc(), c.ref).limit(limit)
 
 
+class _Refs(UserDefinedType[list[str]]):
+    """A ``varchar[]`` parameter handed to the driver as the list it is (asyncpg takes a list of str)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "VARCHAR[]"
+
+
 @functools.cache
 def _events_statement(dialect: str) -> Select[Any]:
     e = _EVENTS
@@ -312,7 +322,7 @@ def _events_statement(dialect: str) -> Select[Any]:
         # cannot walk an index in order for `session_ref IN (…)`, and a sort of them all costs more. Each
         # session's events come in the lateral subquery's order (a nested loop keeps the inner rows' order);
         # the sessions may come in any order (timeline() groups them by session).
-        refs = func.unnest(bindparam("session_refs", type_=ARRAY(String))).table_valued("ref").render_derived("wanted")
+        refs = func.unnest(cast_(bindparam("session_refs", type_=_Refs()), ARRAY(String))).table_valued("ref").render_derived("wanted")
         lines = (
             select(*columns, iso_text(dialect, e.created_at).label("created_at"))
             .where(e.session_ref == refs.c.ref)
@@ -351,6 +361,7 @@ def _json(text: str | None) -> Any:
 
 
 _SQLITE_TIMELINE_EVENTS = SqliteRead(_events_statement("sqlite"))
+_PG_TIMELINE_EVENTS = SqliteRead(_events_statement("postgresql"))
 
 
 def _dialect(session: AsyncSession) -> str:
