@@ -98,6 +98,7 @@ def session_row(
         "started_at": started,
         "last_activity_at": last,
         "expires_at": last + timedelta(minutes=30),
+        "sweep_at": last + timedelta(minutes=30),
         "ended_at": last,
         "language": "EN",
         "currency_code": "EUR",

@@ -70,6 +70,7 @@ async def seed(runtime: Runtime, clock: FrozenClock, copies: int, *, idle_minute
                     started_at=last - timedelta(minutes=10),
                     last_activity_at=last - timedelta(seconds=n),
                     expires_at=last - timedelta(seconds=n) + timedelta(minutes=30),
+                    sweep_at=last - timedelta(seconds=n) + timedelta(minutes=30),
                     num_events=1,
                     num_views=1,
                     num_searches=0,

@@ -131,6 +131,7 @@ def _session(n: int, guest: str, browser: str | None, at: datetime, **fields: An
         "started_at": at,
         "last_activity_at": at + timedelta(minutes=7, seconds=13, microseconds=999_999),
         "expires_at": at + timedelta(minutes=37),
+        "sweep_at": at + timedelta(minutes=37),
         "ended_at": at + timedelta(minutes=7, seconds=13, microseconds=999_999),
         "cart": [],
         "utm": {},

@@ -26,11 +26,15 @@ class Session(Base):
             sqlite_where=text("status = 'OPEN'"),
             postgresql_where=text("status = 'OPEN'"),
         ),
+        # The sweeper's index: OPEN sessions by ``sweep_at``, a lower bound of their expiry that an event does
+        # not move (see ``sweep_at``). ``sweep_at IS NOT NULL`` (always true) keeps it to queries that compare
+        # sweep_at: a query for a browser's OPEN sessions could otherwise walk it whole. PostgreSQL did, under
+        # load on a young table, instead of uq_sessions_open_key: ~4 ms a lookup, a third fewer events a second.
         Index(
-            "ix_sessions_open_expiry",
-            "expires_at",
-            sqlite_where=text("status = 'OPEN'"),
-            postgresql_where=text("status = 'OPEN'"),
+            "ix_sessions_open_sweep",
+            "sweep_at",
+            sqlite_where=text("status = 'OPEN' AND sweep_at IS NOT NULL"),
+            postgresql_where=text("status = 'OPEN' AND sweep_at IS NOT NULL"),
         ),
         Index("ix_sessions_guest_started", "guest_ref", "started_at"),
     )
@@ -48,6 +52,12 @@ class Session(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the sweeper looks at the session next: never after ``expires_at`` (an event that brings the expiry
+    # earlier brings this along), else left alone by events, so that no per-event UPDATE changes an indexed
+    # column (PostgreSQL then updates the row in place, a "HOT" update, with no new entry in any of the
+    # table's indexes). The sweeper closes OPEN sessions with ``sweep_at`` and ``expires_at`` both past, and
+    # moves ``sweep_at`` up to ``expires_at`` for those still active (``sessions.service.reschedule_sweeps``).
+    sweep_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     currency_code: Mapped[str | None] = mapped_column(String(8), nullable=True)

@@ -33,7 +33,7 @@ from innkeeper.core.sqlite_fast import (
 from innkeeper.sessions.models import Event, Session
 
 # The literal, not a bound parameter: the partial indexes on OPEN sessions (uq_sessions_open_key,
-# ix_sessions_open_expiry) can only serve a query whose WHERE names status = 'OPEN' itself (SQLite's
+# ix_sessions_open_sweep) can only serve a query whose WHERE names status = 'OPEN' itself (SQLite's
 # planner, and PostgreSQL's generic plans of prepared statements, cannot match a parameter).
 OPEN: ColumnElement[str] = literal_column("'OPEN'")
 _EVENT_KEYS = tuple(column.key for column in Event.__table__.columns)
@@ -67,6 +67,7 @@ class OpenSession:
     point_of_sale: str
     last_activity_at: datetime
     expires_at: datetime
+    sweep_at: datetime
     modified_at: datetime
     language: str | None
     currency_code: str | None
@@ -198,12 +199,29 @@ class SessionRepository:
         sessions = Session.__table__.c
         stmt = (
             select(sessions.ref, sessions.guest_ref, sessions.origin, sessions.converted, sessions.cart)
-            .where(sessions.status == OPEN, sessions.expires_at < now)
-            .order_by(sessions.expires_at)
+            # ix_sessions_open_sweep (its predicate spelled out: SQLite matches it term by term); sweep_at never
+            # comes after expires_at (Session.sweep_at).
+            .where(sessions.status == OPEN, sessions.sweep_at.is_not(None), sessions.sweep_at < now)
+            .where(sessions.expires_at < now)
+            .order_by(sessions.sweep_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return list((await self.session.execute(stmt)).all())
+
+    async def reschedule_sweeps(self, now: datetime) -> int:
+        """Move ``sweep_at`` up to ``expires_at`` for the OPEN sessions due for a look but still active; rows
+        another transaction holds (an event being applied, another sweeper) are skipped. Returns how many."""
+        sessions = Session.__table__.c
+        due = (
+            select(sessions.ref)
+            .where(sessions.status == OPEN, sessions.sweep_at.is_not(None), sessions.sweep_at < now)
+            .where(sessions.expires_at >= now)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = update(Session).where(Session.ref.in_(due.scalar_subquery())).values(sweep_at=Session.expires_at)
+        result = await self.session.execute(stmt, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def close_timed_out(self, outcomes: Sequence[tuple[str, str, float | None]], *, now: datetime) -> None:
         """Close sessions by TIMEOUT, given each one's ``(ref, cart type, abandoned revenue)``: one UPDATE

@@ -99,13 +99,20 @@ class UnknownJob(InnkeeperError):
 
 
 async def sweep_once(runtime: Runtime) -> int:
-    """Close every session past its timeout, in batches; returns how many were closed.
+    """Close every session past its timeout, in batches, after moving the next look of the active ones that
+    were due for one (``sessions.reschedule_sweeps``); returns how many were closed.
 
     On PostgreSQL SWEEP_LANES transactions run side by side (each batch locks its rows with SKIP LOCKED,
     so the lanes never take the same session) and the database works on two batches at once; SQLite has
     one writer, so one lane.
     """
     batch = SWEEP_BATCH  # read once: every lane stops on a batch shorter than this
+
+    async def reschedule(session: AsyncSession) -> int:
+        return await sessions.reschedule_sweeps(session, clock=runtime.clock)
+
+    # Once per round, not per batch: the batches then walk ix_sessions_open_sweep over expired sessions only.
+    await in_transaction(runtime.sessions, reschedule)
 
     async def work(session: AsyncSession) -> int:
         return await sessions.sweep(session, clock=runtime.clock, limit=batch)
