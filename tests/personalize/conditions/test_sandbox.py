@@ -328,3 +328,28 @@ def test_sessions_travel_without_their_interactions_alias_and_get_it_back(sandbo
         ctx,
     )
     assert result.value == [["events", "interactions"], 2, "/b", "ADD", 0, True]
+
+
+AWKWARD = 'say "hi" \\ back\\slash \u2028 \u2029 \n\t </script> \u00e9\U0001f600 \x00 end'
+
+
+def test_sources_params_and_data_with_quotes_backslashes_and_separators_arrive_intact(sandbox: JsSandbox) -> None:
+    # Each call is one evaluation of `__ik_run("<source>", "<payload>", "<params>")`: what could end a string
+    # literal early must reach the engine as data, not as code.
+    source = 'var s = "\\"quoted\\" \\\\ \u2028"; [s, request.params.q, params.p, guest.firstName]'
+    ctx = ConditionContext(
+        guest={"firstName": AWKWARD}, request={"params": {"q": AWKWARD}}, now=NOW, timezone="Europe/Dublin"
+    )
+    result = sandbox.run(source, ctx, params={"p": AWKWARD})
+    assert result.error is None
+    assert result.value == ['"quoted" \\ \u2028', AWKWARD, AWKWARD, AWKWARD]
+
+
+def test_a_source_cannot_step_out_of_its_string_literal(sandbox: JsSandbox) -> None:
+    escape = '"), globalThis.leaked = 1, ("'
+    result = sandbox.run(escape, anonymous_ctx())
+    assert result.value == "), globalThis.leaked = 1, ("  # the condition is that string expression, nothing more
+    assert sandbox.run("typeof globalThis.leaked", anonymous_ctx()).value == "undefined"
+    sandbox.check_syntax(escape)  # one string literal: valid (no ConditionError)
+    with pytest.raises(ConditionError, match="SyntaxError"):
+        sandbox.check_syntax("1); (2")  # balanced only if it could close the checker's own call

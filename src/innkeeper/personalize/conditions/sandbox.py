@@ -22,14 +22,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from py_mini_racer import (
-    CancelableJSFunction,
-    JSEvalException,
-    JSFunction,
-    JSOOMException,
-    JSTimeoutException,
-    mini_racer,
-)
+import msgspec
+from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, MiniRacer, mini_racer
 
 from innkeeper.personalize.conditions.context import (
     ConditionContext,
@@ -55,6 +49,7 @@ _WARM_UP = (
     " guest.sessions.map(function (s) { return s.events.length; }), /a/i.test('A'), String(1.5).toLowerCase()])"
 )
 _WARM_UP_TIMEOUT_S = 5.0
+_STRING = msgspec.json.Encoder().encode
 _HEAVY_TOKENS = {"sessions": "sessions", "interactions": "sessions", "orders": "orders"}
 
 
@@ -98,9 +93,10 @@ _GC_CLOCK = _GcClock()
 gc.callbacks.append(_GC_CLOCK)
 
 
-async def _call_with_limit(function: CancelableJSFunction, args: tuple[str, ...], limit_s: float) -> Any:
-    """Await a cancelable JS call; cancel it (V8 TerminateExecution) once it used ``limit_s`` outside GC."""
-    task = asyncio.ensure_future(function(*args))
+async def _call_with_limit(racer: MiniRacer, code: str, limit_s: float) -> Any:
+    """Await a cancelable evaluation of ``code``; cancel it (V8 TerminateExecution) once it used ``limit_s``
+    outside GC."""
+    task = asyncio.ensure_future(racer.eval_cancelable(code))
     started, gc_started = time.perf_counter(), _GC_CLOCK.total
     while True:
         used = (time.perf_counter() - started) - (_GC_CLOCK.total - gc_started)
@@ -135,24 +131,22 @@ class _Isolate:
         self.racer = stack.enter_context(mini_racer(self.loop))
         self.racer.set_hard_memory_limit(max_memory)
         self.racer.eval(_RUNTIME)
-        run = self.racer.eval("__ik_run")
-        check = self.racer.eval("__ik_check")
-        assert isinstance(run, JSFunction) and isinstance(check, JSFunction)
-        self._run = run.cancelable()
-        self._check = check.cancelable()
         self.calls = 0
         # The first call into a fresh isolate pays for lazy compilation and ICU time-zone data (tens of ms);
         # pay it here, outside any condition's time limit.
         self.run(_WARM_UP, '{"now": 0, "guest": {"sessions": [{"events": []}]}}', "{}", limit_s=_WARM_UP_TIMEOUT_S)
 
-    def _call(self, function: CancelableJSFunction, args: tuple[str, ...], limit_s: float) -> Any:
-        return asyncio.run_coroutine_threadsafe(_call_with_limit(function, args, limit_s), self.loop).result()
+    def _call(self, function: str, args: tuple[str, ...], limit_s: float) -> Any:
+        # One evaluation of `function("…", "…")`, the arguments as string literals: calling the function object
+        # instead (mini-racer's call) builds its arguments array with a blocking trip to V8's thread per item.
+        code = f"{function}({','.join(_literal(arg) for arg in args)})"
+        return asyncio.run_coroutine_threadsafe(_call_with_limit(self.racer, code, limit_s), self.loop).result()
 
     def run(self, source: str, payload: str, params: str, *, limit_s: float) -> Any:
-        return self._call(self._run, (source, payload, params), limit_s)
+        return self._call("__ik_run", (source, payload, params), limit_s)
 
     def check(self, source: str, *, limit_s: float) -> Any:
-        return self._call(self._check, (source,), limit_s)
+        return self._call("__ik_check", (source,), limit_s)
 
     def close(self) -> None:
         # After a timeout the cancelled task still reports back through the event loop; a synchronous no-op
@@ -282,6 +276,11 @@ def build_payload(ctx: ConditionContext, needs: frozenset[str]) -> str:
             "tenant": {"timezone": ctx.timezone},
         }
     )
+
+
+def _literal(text: str) -> str:
+    """A JavaScript string literal of ``text`` (JSON's string syntax is a subset of JavaScript's)."""
+    return _STRING(text).decode("utf-8")
 
 
 def _check_size(source: str) -> None:
