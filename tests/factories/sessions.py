@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy import select
@@ -50,6 +51,14 @@ async def create_pos(client: httpx.AsyncClient, name: str, *, timeout_minutes: i
         "/admin/v1/points-of-sale", json={"name": name, "timeoutInMinutes": timeout_minutes, **fields}, auth=ADMIN
     )
     assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def update_pos(client: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
+    """Replace a point of sale's fields through the admin API (expects 200)."""
+    response = await client.put(f"/admin/v1/points-of-sale/{quote(name, safe='')}", json=fields, auth=ADMIN)
+    assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 

@@ -8,7 +8,16 @@ from innkeeper.core.clock import iso
 from innkeeper.core.runtime import Runtime
 from innkeeper.worker import sweep_once
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
-from tests.factories.sessions import ADMIN, browser_sessions, create_pos, open_sessions, outbox, send, timeline
+from tests.factories.sessions import (
+    ADMIN,
+    browser_sessions,
+    create_pos,
+    open_sessions,
+    outbox,
+    send,
+    timeline,
+    update_pos,
+)
 from tests.factories.stream import create_browser
 from tests.support.clock import FrozenClock
 
@@ -259,10 +268,7 @@ async def test_sweeper_and_event_path_agree_after_a_point_of_sale_timeout_change
     await create_pos(client, "tuned.example/ie", timeout_minutes=5)
     browser = await create_browser(client)
     await send(client, browser["ref"], pos="tuned.example/ie")
-    response = await client.put(
-        "/admin/v1/points-of-sale/tuned.example%2Fie", json={"timeoutInMinutes": 30}, auth=ADMIN
-    )
-    assert response.status_code == 200, response.text
+    await update_pos(client, "tuned.example/ie", timeoutInMinutes=30)
     clock.advance(minutes=10)
 
     closed = await sweep_once(runtime)

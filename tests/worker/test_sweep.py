@@ -14,7 +14,7 @@ from innkeeper import worker
 from innkeeper.core.runtime import Runtime
 from innkeeper.sessions.models import Session
 from innkeeper.worker import SWEEP_BATCH, sweep_once
-from tests.factories.sessions import ADMIN, browser_sessions, create_pos, outbox, send
+from tests.factories.sessions import browser_sessions, create_pos, outbox, send, update_pos
 from tests.factories.stream import create_browser
 from tests.support.clock import FrozenClock
 
@@ -118,16 +118,28 @@ async def test_a_shorter_timeout_brings_the_next_look_forward(
     await create_pos(client, "sweep-short", timeout_minutes=60)
     browser = await create_browser(client)
     await send(client, browser["ref"], pos="sweep-short")
-    response = await client.put(
-        "/admin/v1/points-of-sale/sweep-short", json={"name": "sweep-short", "timeoutInMinutes": 5}, auth=ADMIN
-    )
-    assert response.status_code == 200, response.text
+    await update_pos(client, "sweep-short", timeoutInMinutes=5)
     clock.advance(minutes=1)
     await send(client, browser["ref"], pos="sweep-short")
     [row] = await browser_sessions(runtime, browser["ref"])
-    assert row.sweep_at == row.expires_at == clock.now() + timedelta(minutes=5)
+    assert row.expires_at == clock.now() + timedelta(minutes=5)
+    assert row.sweep_at <= row.expires_at  # brought forward by the change of timeout, left there by the event
 
     clock.advance(minutes=6)  # well before the first expiry (an hour): closed all the same
+    assert await sweep_once(runtime) == 1
+
+
+async def test_a_shorter_timeout_with_no_event_after_it_still_closes_the_session_on_time(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    await create_pos(client, "sweep-quiet", timeout_minutes=60)
+    browser = await create_browser(client)
+    await send(client, browser["ref"], pos="sweep-quiet")
+    await update_pos(client, "sweep-quiet", timeoutInMinutes=5)  # open sessions retimed
+    [row] = await browser_sessions(runtime, browser["ref"])
+    assert row.sweep_at == row.expires_at == row.last_activity_at + timedelta(minutes=5)
+
+    clock.advance(minutes=6)
     assert await sweep_once(runtime) == 1
 
 

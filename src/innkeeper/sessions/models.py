@@ -52,8 +52,9 @@ class Session(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # When the sweeper looks at the session next: never after ``expires_at`` (an event that brings the expiry
-    # earlier brings this along), else left alone by events, so that no per-event UPDATE changes an indexed
+    # When the sweeper looks at the session next: never after ``expires_at`` (an expiry moved earlier, by an event
+    # or a shorter point-of-sale timeout, brings it along: ``repository.set_expiry``), else left alone by events,
+    # so that no per-event UPDATE changes an indexed
     # column (PostgreSQL then updates the row in place, a "HOT" update, with no new entry in any of the
     # table's indexes). The sweeper closes OPEN sessions with ``sweep_at`` and ``expires_at`` both past, and
     # moves ``sweep_at`` up to ``expires_at`` for those still active (``sessions.service.reschedule_sweeps``).

@@ -87,6 +87,14 @@ class OpenSession:
     session_data: dict[str, Any]
 
 
+def set_expiry(row: Session | OpenSession, expires_at: datetime) -> None:
+    """Give an OPEN session a new expiry, bringing ``sweep_at`` along only when the expiry moves before it (a
+    shorter timeout): ``sweep_at`` never comes after ``expires_at`` (``Session.sweep_at``)."""
+    row.expires_at = expires_at
+    if expires_at < row.sweep_at:
+        row.sweep_at = expires_at
+
+
 # What an OpenSession holds, and the fields of it an event can change.
 OPEN_FIELDS = tuple(field.name for field in fields(OpenSession))
 _KEY_FIELDS = ("ref", "guest_ref", "browser_ref", "channel", "point_of_sale")
@@ -221,7 +229,7 @@ class SessionRepository:
         )
         stmt = update(Session).where(Session.ref.in_(due.scalar_subquery())).values(sweep_at=Session.expires_at)
         result = await self.session.execute(stmt, execution_options={"synchronize_session": False})
-        return int(getattr(result, "rowcount", 0) or 0)
+        return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
     async def close_timed_out(self, outcomes: Sequence[tuple[str, str, float | None]], *, now: datetime) -> None:
         """Close sessions by TIMEOUT, given each one's ``(ref, cart type, abandoned revenue)``: one UPDATE
@@ -400,7 +408,7 @@ class SessionRepository:
             select(Session).where(Session.point_of_sale == pos, Session.status == OPEN).with_for_update()
         )
         for row in rows.scalars():
-            row.expires_at = row.last_activity_at + idle
+            set_expiry(row, row.last_activity_at + idle)
 
     async def move_guest(self, from_guest: str, to_guest: str) -> None:
         await self.session.execute(update(Session).where(Session.guest_ref == from_guest).values(guest_ref=to_guest))

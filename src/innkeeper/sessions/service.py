@@ -23,7 +23,7 @@ from innkeeper.sessions.repository import CONTEXT_SESSION_COLUMNS as CONTEXT_SES
 from innkeeper.sessions.repository import OPEN_FIELDS as OPEN_FIELDS
 from innkeeper.sessions.repository import TOUCHED_FIELDS as TOUCHED_FIELDS
 from innkeeper.sessions.repository import OpenSession as OpenSession
-from innkeeper.sessions.repository import SessionRepository
+from innkeeper.sessions.repository import SessionRepository, set_expiry
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def new_session_values(
     browser_ref: str, guest_ref: str, channel: str, pos: PosInfo, user_agent: str | None, now: datetime
 ) -> dict[str, Any]:
     """Every column of a session opened now by a browser's event (both ingest paths)."""
+    expires = now + timedelta(minutes=pos.timeout_minutes)
     return {
         "ref": new_ref(),
         "guest_ref": guest_ref,
@@ -97,8 +98,8 @@ def new_session_values(
         "close_reason": None,
         "started_at": now,
         "last_activity_at": now,
-        "expires_at": now + timedelta(minutes=pos.timeout_minutes),
-        "sweep_at": now + timedelta(minutes=pos.timeout_minutes),
+        "expires_at": expires,
+        "sweep_at": expires,
         "ended_at": None,
         "language": pos.language,
         "currency_code": pos.currency_code,
@@ -135,9 +136,7 @@ def touch(
     warnings: list[str] = []
     row.num_events += 1
     row.last_activity_at = now
-    row.expires_at = now + timedelta(minutes=timeout_minutes)
-    if row.expires_at < row.sweep_at:
-        row.sweep_at = row.expires_at  # a shorter timeout than before (see Session.sweep_at); else left alone
+    set_expiry(row, now + timedelta(minutes=timeout_minutes))
     row.modified_at = now
     language, currency = message.get("language"), message.get("currency")
     if isinstance(language, str) and language:

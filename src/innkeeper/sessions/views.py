@@ -242,10 +242,7 @@ async def _timeline_events(session: AsyncSession, session_refs: list[str]) -> Se
     PostgreSQL, as stored on SQLite (see :func:`timeline`). Straight from the driver (``SqliteRead``: sqlite3,
     asyncpg), past SQLAlchemy's result machinery: ~0.7 ms of a 16 ms, 5,000-event timeline on SQLite, ~3 ms of
     its CPU on PostgreSQL (an interleaved A/B in one process, session 10)."""
-    dialect = _dialect(session)
-    if dialect == "sqlite":
-        return await _SQLITE_TIMELINE_EVENTS.rows(session, {"session_refs": session_refs})
-    return await _PG_TIMELINE_EVENTS.rows(session, {"session_refs": session_refs})
+    return await _TIMELINE_EVENTS[_dialect(session)].rows(session, {"session_refs": session_refs})
 
 
 # The statements are built once per dialect (and filter set) and reused with bound values: building a
@@ -365,8 +362,7 @@ def _json(text: str | None) -> Any:
     return empty() if empty is not None else json.loads(text)
 
 
-_SQLITE_TIMELINE_EVENTS = SqliteRead(_events_statement("sqlite"))
-_PG_TIMELINE_EVENTS = SqliteRead(_events_statement("postgresql"))
+_TIMELINE_EVENTS = {dialect: SqliteRead(_events_statement(dialect)) for dialect in ("sqlite", "postgresql")}
 
 
 def _dialect(session: AsyncSession) -> str:
