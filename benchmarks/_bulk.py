@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from innkeeper.core.config import Settings
 from innkeeper.migrations.models import Base
+from innkeeper.sessions.models import event_line
 
 CHUNK = 5_000
 T = TypeVar("T")
@@ -141,7 +142,7 @@ def event_row(
     transport: str = "HTTP",
 ) -> dict[str, Any]:
     """An `events` row, processed successfully, ``raw`` being the JSON the SDK sent."""
-    return {
+    row = {
         "ref": ref,
         "type": kind,
         "browser_ref": browser_ref,
@@ -163,6 +164,8 @@ def event_row(
         "client_requested_at": None,
         "raw": raw,
     }
+    row["line"] = event_line(row)  # what the application writes with each event (migration 0013)
+    return row
 
 
 async def analyze(engine: AsyncEngine, tables: Iterable[str], *, sqlite: bool = False) -> None:
@@ -365,5 +368,13 @@ def _default(column: sa.Column[Any]) -> Any:
         return None
     arg = getattr(default, "arg", None)
     if callable(arg):
-        return arg(None)
+        try:
+            return arg(None)
+        except AttributeError:
+            # Computed from the row's other values (events.line): the rows must give it. This object cannot be
+            # bound, so a row without it fails loudly.
+            return _FROM_THE_ROW
     return arg
+
+
+_FROM_THE_ROW = object()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from innkeeper import migrations
 from innkeeper.core.clock import as_utc
 from innkeeper.core.db import create_engine, session_factory
 from innkeeper.core.ids import new_ref
 from innkeeper.guests.models import Browser, Guest
-from innkeeper.sessions.models import Session
+from innkeeper.sessions.models import Event, Session
 from innkeeper.sessions.service import PosInfo, new_session_values
 
 
@@ -39,22 +41,27 @@ def test_migration_0012_fills_sweep_at_from_the_expiry_and_goes_down_again(db_ur
     expiry = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
     asyncio.run(_add_session(db_url, expiry))
     command.downgrade(migrations.alembic_config(db_url), "0011")
-    assert "sweep_at" not in asyncio.run(_session_columns(db_url))
+    assert "sweep_at" not in asyncio.run(_columns(db_url, "sessions"))
     migrations.upgrade(db_url)
     migrations.check(db_url)
     assert asyncio.run(_sweep_ats(db_url)) == [(expiry, expiry)]
+
+
+async def _guest_with_browser(session: AsyncSession, at: datetime) -> tuple[Guest, Browser]:
+    guest = Guest(ref=new_ref(), guest_type="visitor", created_at=at, modified_at=at)
+    browser = Browser(ref=new_ref(), guest_ref=guest.ref, created_at=at)
+    session.add(guest)
+    await session.flush()
+    session.add(browser)
+    await session.flush()
+    return guest, browser
 
 
 async def _add_session(db_url: str, expiry: datetime) -> None:
     engine = create_engine(db_url)
     try:
         async with session_factory(engine)() as session:
-            guest = Guest(ref=new_ref(), guest_type="visitor", created_at=expiry, modified_at=expiry)
-            browser = Browser(ref=new_ref(), guest_ref=guest.ref, created_at=expiry)
-            session.add(guest)
-            await session.flush()
-            session.add(browser)
-            await session.flush()
+            guest, browser = await _guest_with_browser(session, expiry)
             values = new_session_values(browser.ref, guest.ref, "WEB", PosInfo("shop", 30, "EN", "EUR"), None, expiry)
             session.add(Session(**{**values, "expires_at": expiry, "sweep_at": expiry - timedelta(hours=1)}))
             await session.commit()
@@ -62,11 +69,11 @@ async def _add_session(db_url: str, expiry: datetime) -> None:
         await engine.dispose()
 
 
-async def _session_columns(db_url: str) -> set[str]:
+async def _columns(db_url: str, table: str) -> set[str]:
     engine = create_engine(db_url)
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("sessions")})
+            return await connection.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table)})
     finally:
         await engine.dispose()
 
@@ -77,5 +84,72 @@ async def _sweep_ats(db_url: str) -> list[tuple[datetime, datetime]]:
         async with session_factory(engine)() as session:
             rows = (await session.execute(select(Session.expires_at, Session.sweep_at))).all()
             return [(as_utc(a), as_utc(b)) for a, b in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_migration_0013_fills_each_events_line_as_the_application_writes_it(db_url: str) -> None:
+    # 0013 adds events.line; the database fills it for existing rows with the JSON timeline_line writes.
+    at = datetime(2026, 3, 1, 12, 30, 15, 987_654, tzinfo=UTC)
+    events = [
+        ("VIEW", "home", "SUCCESS", None),
+        ("VIEW", None, "SUCCESS", None),
+        ("VIEW", "", "SUCCESS", None),
+        ("ADD", 'a "quoted" \\ page ünï ☃ 𝄞\n', "SUCCESS", None),
+        ("ORDER_CHECKOUT", "cart", "FAILED", "visitor may not check out"),
+        ("VIEW", "home", "FAILED", None),
+    ]
+    written = asyncio.run(_add_events(db_url, at, events))
+    command.downgrade(migrations.alembic_config(db_url), "0012")
+    assert "line" not in asyncio.run(_columns(db_url, "events"))
+    migrations.upgrade(db_url)
+    migrations.check(db_url)
+    filled = asyncio.run(_lines(db_url))
+    assert len(filled) == len(events)
+    for ref, line in written.items():
+        # The same keys in the same order, the same values (spacing may differ: PostgreSQL's json_build_object).
+        assert list(json.loads(filled[ref]).items()) == list(json.loads(line).items())
+    assert json.loads(filled[min(written)])["createdAt"] == "2026-03-01T12:30:15.987Z"
+
+
+async def _add_events(
+    db_url: str, at: datetime, events: list[tuple[str, str | None, str, str | None]]
+) -> dict[str, str]:
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine)() as session:
+            guest, browser = await _guest_with_browser(session, at)
+            rows = [
+                Event(
+                    ref=f"00000000-0000-4000-8000-{n:012d}",
+                    type=kind,
+                    browser_ref=browser.ref,
+                    guest_ref=guest.ref,
+                    session_ref=None,
+                    page=page,
+                    client_key="k",
+                    created_at=at + timedelta(seconds=n),
+                    modified_at=at,
+                    processing_status=status,
+                    failure_reason=failure,
+                    warnings=[],
+                    transport="HTTP",
+                    raw="{}",
+                )
+                for n, (kind, page, status, failure) in enumerate(events)
+            ]
+            session.add_all(rows)
+            await session.commit()
+            return {row.ref: row.line for row in rows}
+    finally:
+        await engine.dispose()
+
+
+async def _lines(db_url: str) -> dict[str, str]:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT ref, line FROM events"))).all()
+            return {ref: line for ref, line in rows}
     finally:
         await engine.dispose()

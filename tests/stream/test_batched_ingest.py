@@ -178,6 +178,9 @@ async def _stored(runtime: Runtime, browsers: list[str], world: str) -> Any:
             events = []
             for stored_event in (await session.execute(select(Event).where(Event.browser_ref == ref))).scalars():
                 fields = {c: getattr(stored_event, c) for c in Event.__table__.columns.keys()}  # noqa: SIM118
+                line = json.loads(fields.pop("line"))  # the timeline line, with the event's own ref
+                assert line.pop("ref") == stored_event.ref
+                fields["line"] = line
                 for name in ("ref", "guest_ref", "browser_ref"):
                     fields.pop(name)
                 fields["session"] = keys.get(fields.pop("session_ref") or "")

@@ -106,14 +106,36 @@ def postgres_database(admin_url: str, name: str) -> str:
 
 
 async def truncate(url: str) -> None:
-    """Empty every table (PostgreSQL), keeping the migrated schema."""
+    """Empty every table (PostgreSQL), keeping the migrated schema, and restart its id sequences.
+
+    DELETE, child tables first, in one statement, rather than TRUNCATE: a test leaves a few rows, and TRUNCATE of
+    thirty tables swaps thirty sets of files and syncs them at commit (0.4–0.7 s a test on a machine with slow
+    fsync, against a few milliseconds here)."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
     engine = create_async_engine(url, poolclass=NullPool)
     async with engine.begin() as conn:
-        await conn.execute(sa.text("TRUNCATE " + ", ".join(TABLES_IN_DELETE_ORDER) + " RESTART IDENTITY CASCADE"))
+        if url not in _EMPTYING:
+            tables = set(await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names()))
+            unknown = tables - set(TABLES_IN_DELETE_ORDER) - {"alembic_version"}
+            assert not unknown, f"add {sorted(unknown)} to TABLES_IN_DELETE_ORDER"
+            sequences = (await conn.execute(sa.text(_OWNED_SEQUENCES))).scalars().all()
+            statements = [f"DELETE FROM {table};" for table in TABLES_IN_DELETE_ORDER]
+            statements += [f"ALTER SEQUENCE {name} RESTART;" for name in sequences]
+            _EMPTYING[url] = "DO $$ BEGIN " + " ".join(statements) + " END $$"
+        await conn.execute(sa.text(_EMPTYING[url]))
     await engine.dispose()
+
+
+_EMPTYING: dict[str, str] = {}  # the statement that empties a database, per URL (its schema does not change)
+
+
+# The sequences of serial columns (RESTART IDENTITY restarted them): ids start at 1 in every test.
+_OWNED_SEQUENCES = (
+    "SELECT quote_ident(s.relname) FROM pg_class s JOIN pg_depend d ON d.objid = s.oid AND d.deptype = 'a'"
+    " WHERE s.relkind = 'S'"
+)
 
 
 def drop_database(admin_url: str, name: str) -> None:

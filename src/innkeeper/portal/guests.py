@@ -114,7 +114,7 @@ async def guest_timeline(
                 session, guest.ref, channel=channel_filter, cart_type=cart_type, start=start, end=end
             )
     for item in items:
-        item["events"] = event_lines(item["events"])
+        item["events"] = event_lines(views.timeline_events(item["events"]))
     return _guest_page(
         request,
         portal,

@@ -30,7 +30,7 @@ from innkeeper.core.sqlite_fast import (
     SqliteRead,
     SqliteWrite,
 )
-from innkeeper.sessions.models import Event, Session
+from innkeeper.sessions.models import Event, Session, event_line, timeline_line
 
 # The literal, not a bound parameter: the partial indexes on OPEN sessions (uq_sessions_open_key,
 # ix_sessions_open_sweep) can only serve a query whose WHERE names status = 'OPEN' itself (SQLite's
@@ -151,6 +151,9 @@ class SessionRepository:
     async def insert_event(self, event: Event) -> None:
         """One event row by a Core INSERT of the object's columns: the object is not added to the session
         (the unit of work's bookkeeping cost more than the insert itself on the ingest path)."""
+        event.line = timeline_line(
+            event.ref, event.type, event.created_at, event.page, event.processing_status, event.failure_reason
+        )
         await self.session.execute(_INSERT_EVENT, {key: getattr(event, key) for key in _EVENT_KEYS})
 
     async def insert_sessions(self, rows: list[dict[str, Any]]) -> None:
@@ -158,7 +161,9 @@ class SessionRepository:
         await _SQLITE_INSERT_SESSIONS.execute_many(self.session, rows)
 
     async def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        """Event rows (every column of ``events``) in one multi-row INSERT."""
+        """Event rows (every column of ``events`` but ``line``, which is added to each) in one multi-row INSERT."""
+        for row in rows:
+            row["line"] = event_line(row)
         await _SQLITE_INSERT_EVENTS.execute_many(self.session, rows)
 
     async def open_of_browsers(self, browser_refs: list[str]) -> list[OpenSession]:
@@ -357,9 +362,9 @@ class SessionRepository:
         return rows[0] if rows else None
 
     async def insert_event_values(self, values: Mapping[str, Any]) -> None:
-        """One event row from its column values (every column of ``events``), straight on SQLite's connection
-        there (callFlows' exposure event); the same INSERT as :meth:`insert_event`."""
-        await _SQLITE_INSERT_EVENT.execute(self.session, values)
+        """One event row from its column values (every column of ``events`` but ``line``), straight on SQLite's
+        connection there (callFlows' exposure event); the same INSERT as :meth:`insert_event`."""
+        await _SQLITE_INSERT_EVENT.execute(self.session, {**values, "line": event_line(values)})
 
     async def context_heads(self, guest_ref: str, *, limit: int) -> list[Sequence[Any]]:
         """``(ref, status)`` of the guest's newest sessions, newest first: the sessions its guest context holds."""

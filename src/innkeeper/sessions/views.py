@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, String, Table, Text, bindparam, func, select, true, type_coerce
+import msgspec
+from sqlalchemy import Select, String, Table, Text, bindparam, func, literal_column, select, true, type_coerce
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,40 +143,31 @@ async def timeline(
     """The guest's last 100 sessions, newest first, each with its events, oldest first.
 
     Two Core queries, rows straight from the cursor (no ORM objects): the sessions, their times formatted
-    by the database; then every event of those sessions, as the few columns a timeline line shows. Never
-    ``raw``: a guest can have thousands of events (5,000 in the reads benchmark, p95 ≤ 20 ms); the portal
-    reads one event's record and raw JSON on demand (:func:`event_debug`).
+    by the database; then each session's events as one JSON array, joined by the database from the lines
+    stored with them (``events.line``, :func:`innkeeper.sessions.models.timeline_line`). A session's
+    ``events`` is that array as ``msgspec.Raw``: the REST route sends it as it is (msgspec splices it into the
+    response); :func:`timeline_events` decodes it. Never ``raw``: a guest can have thousands of events (5,000 in
+    the reads benchmark, p95 ≤ 20 ms); the portal reads one event's record and raw JSON on demand
+    (:func:`event_debug`).
     """
     rows = await _timeline_sessions(
         session, guest_ref, channel=channel, cart_type=cart_type, start=start, end=end, limit=TIMELINE_LIMIT
     )
     if not rows:
         return []
-    by_session: dict[str, list[dict[str, Any]]] = {r[0]: [] for r in rows}
-    # SQLite hands the stored text back ('YYYY-MM-DD HH:MM:SS.ffffff', always six digits): slicing it here
-    # costs less than doing it in SQL. PostgreSQL formats it (to_char).
-    sqlite = _dialect(session) == "sqlite"
-    # One loop over thousands of rows, unpacked by position and built inline: a function call or a row
-    # attribute lookup per event costs more than the dict itself.
-    for session_ref, ref, type_, created_at, page, status, failure in await _timeline_events(session, list(by_session)):
-        by_session[session_ref].append(
-            {
-                "ref": ref,
-                "type": type_,
-                "createdAt": f"{created_at[:10]}T{created_at[11:23]}Z" if sqlite else created_at,
-                "page": page,
-                "processingStatus": status,
-                "summary": f"{type_} failed: {failure}"
-                if status == "FAILED"
-                else (f"{type_} on {page}" if page else type_),
-            }
-        )
+    lines = dict(await _timeline_events(session, [r[0] for r in rows]))
     items = []
     for row in rows:
         item = session_record(row)
-        item["events"] = by_session[row[0]]
+        found = lines.get(row[0])
+        item["events"] = msgspec.Raw(f"[{found}]" if found else "[]")
         items.append(item)
     return items
+
+
+def timeline_events(events: msgspec.Raw) -> list[dict[str, Any]]:
+    """A timeline session's ``events`` (see :func:`timeline`) as a list of event lines."""
+    return _LINES.decode(events)
 
 
 async def guest_events(
@@ -237,11 +229,10 @@ async def _timeline_sessions(
 
 
 async def _timeline_events(session: AsyncSession, session_refs: list[str]) -> Sequence[Any]:
-    """These sessions' events, oldest first: plain rows of ``(session_ref, ref, type, created_at, page,
-    processing_status, failure_reason)``; ``created_at`` as :func:`innkeeper.core.clock.iso` writes it on
-    PostgreSQL, as stored on SQLite (see :func:`timeline`). Straight from the driver (``SqliteRead``: sqlite3,
-    asyncpg), past SQLAlchemy's result machinery: ~0.7 ms of a 16 ms, 5,000-event timeline on SQLite, ~3 ms of
-    its CPU on PostgreSQL (an interleaved A/B in one process, session 10)."""
+    """``(session_ref, lines)`` of these sessions: ``lines`` are the ``line`` of each of the session's events,
+    oldest first, joined by commas (NULL, or no row, for a session without events). Straight from the driver
+    (``SqliteRead``: sqlite3, asyncpg), past SQLAlchemy's result machinery. One string per session instead of
+    one or more per event: making 5,000 Python strings cost more than the rest of the read."""
     return await _TIMELINE_EVENTS[_dialect(session)].rows(session, {"session_refs": session_refs})
 
 
@@ -314,34 +305,32 @@ class _Refs(UserDefinedType[list[str]]):
 @functools.cache
 def _events_statement(dialect: str) -> Select[Any]:
     e = _EVENTS
-    columns = (e.session_ref, e.ref, e.type, e.page, e.processing_status, e.failure_reason)
     if dialect == "postgresql":
-        # One ordered scan of ix_events_session_created per session (a nested loop over the refs): PostgreSQL 15
-        # cannot walk an index in order for `session_ref IN (…)`, and a sort of them all costs more. Each
-        # session's events come in the lateral subquery's order (a nested loop keeps the inner rows' order);
-        # the sessions may come in any order (timeline() groups them by session).
+        # Per wanted session, one ordered scan of ix_events_session_created: PostgreSQL 15 cannot walk an index in
+        # order for `session_ref IN (…)`. string_agg takes the lines in the order of the subquery it reads
+        # (nothing between them could reorder them); string_agg(… ORDER BY …) would sort each session's rows
+        # again, from a bitmap scan: 15 ms instead of 6 for 100 sessions of 50 events.
         refs = (
             func.unnest(cast_(bindparam("session_refs", type_=_Refs()), ARRAY(String)))
             .table_valued("ref")
             .render_derived("wanted")
         )
-        lines = (
-            select(*columns, iso_text(dialect, e.created_at).label("created_at"))
+        ordered = (
+            select(e.line)
             .where(e.session_ref == refs.c.ref)
             .order_by(e.created_at, e.ref)
-            .lateral("lines")
+            .correlate(refs)
+            .lateral("ordered")
         )
-        c = lines.c
-        return select(
-            c.session_ref, c.ref, c.type, c.created_at, c.page, c.processing_status, c.failure_reason
-        ).join_from(refs, lines, true())
-    # SQLite: each session's events in order straight from ix_events_session_created (no sort); the stored text.
+        lines = select(func.string_agg(ordered.c.line, literal_column("','")).label("lines")).lateral("lines")
+        return select(refs.c.ref, lines.c.lines).join_from(refs, lines, true())
+    # SQLite (3.40 has no ORDER BY in an aggregate): group_concat joins a group's rows in the order they come,
+    # and GROUP BY session_ref walks ix_events_session_created (session_ref, created_at, ref) in its order, with
+    # no sort: each session's lines come oldest first (tests/sessions/test_views_timeline.py checks the plan).
     return (
-        select(
-            e.session_ref, e.ref, e.type, type_coerce(e.created_at, Text), e.page, e.processing_status, e.failure_reason
-        )
+        select(e.session_ref, func.group_concat(e.line, literal_column("','")))
         .where(e.session_ref.in_(bindparam("session_refs", expanding=True)))
-        .order_by(e.session_ref, e.created_at, e.ref)
+        .group_by(e.session_ref)
     )
 
 
@@ -362,6 +351,7 @@ def _json(text: str | None) -> Any:
     return empty() if empty is not None else json.loads(text)
 
 
+_LINES: msgspec.json.Decoder[list[dict[str, Any]]] = msgspec.json.Decoder(list[dict[str, Any]])
 _TIMELINE_EVENTS = {dialect: SqliteRead(_events_statement(dialect)) for dialect in ("sqlite", "postgresql")}
 
 
