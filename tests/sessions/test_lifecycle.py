@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
+from sqlalchemy import text
 
 from innkeeper.core.clock import iso
 from innkeeper.core.runtime import Runtime
+from innkeeper.sessions import service as sessions
 from innkeeper.worker import sweep_once
 from tests.conftest import CLIENT_KEY, POINT_OF_SALE
 from tests.factories.sessions import (
@@ -168,6 +172,52 @@ async def test_later_events_without_channel_or_pos_inherit_the_open_session(
 
     [row] = await browser_sessions(runtime, browser["ref"])
     assert (row.channel, row.point_of_sale, row.num_events, row.num_searches) == ("MOBILE_APP", POINT_OF_SALE, 2, 1)
+
+
+async def test_an_event_without_channel_or_pos_joins_one_session_chosen_the_same_way_whatever_the_write_order(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Three OPEN sessions of a browser, all last active at one instant: an event naming neither channel nor
+    point of sale joins the most recently started of them, then the first by (channel, point of sale), however
+    they were written (physical row order, which breaks such ties in PostgreSQL otherwise, follows the writes)."""
+    keys = [("WEB", POINT_OF_SALE), ("MOBILE_WEB", POINT_OF_SALE), ("WEB", "other.example/de")]
+    orders = list(itertools.permutations(range(3)))
+    browsers = [(await create_browser(client))["ref"] for _ in orders]
+    for ref, order in zip(browsers, orders, strict=True):
+        for i in order:  # opened in this order, then touched again in the opposite one, all at one instant
+            await send(client, ref, channel=keys[i][0], pos=keys[i][1])
+        for i in reversed(order):
+            await send(client, ref, channel=keys[i][0], pos=keys[i][1])
+    for ref in browsers:
+        await client.post("/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": ref})
+    for ref in browsers:
+        joined = [(s.channel, s.point_of_sale) for s in await open_sessions(runtime, ref) if s.num_searches]
+        assert joined == [("MOBILE_WEB", POINT_OF_SALE)]
+        async with runtime.sessions() as session:
+            if runtime.engine.dialect.name == "postgresql":
+                # The heap's order (which follows the writes) is what broke ties when PostgreSQL scanned the table.
+                await session.execute(text("SET LOCAL enable_indexscan = off"))
+                await session.execute(text("SET LOCAL enable_bitmapscan = off"))
+            latest = await sessions.latest_open(session, ref)
+            assert latest is not None and (latest.channel, latest.num_searches) == ("MOBILE_WEB", 1)
+            row = await sessions.context_latest_open(session, ref)
+            assert row is not None and row[0] == latest.ref
+
+    # A later start wins a tie on the last activity; a later activity wins over everything.
+    clock.advance(seconds=1)
+    await send(client, browsers[0], channel="MOBILE_APP")
+    await send(client, browsers[0], channel="WEB", pos="other.example/de")
+    await client.post("/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": browsers[0]})
+    clock.advance(seconds=1)
+    await send(client, browsers[0], channel="WEB", pos="other.example/de")
+    await client.post("/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": browsers[0]})
+    searches = {(s.channel, s.point_of_sale): s.num_searches for s in await open_sessions(runtime, browsers[0])}
+    assert searches == {
+        ("WEB", POINT_OF_SALE): 0,
+        ("MOBILE_WEB", POINT_OF_SALE): 1,
+        ("WEB", "other.example/de"): 1,
+        ("MOBILE_APP", POINT_OF_SALE): 1,
+    }
 
 
 async def test_sweeping_twice_is_harmless(client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -199,8 +199,31 @@ async def _stored(runtime: Runtime, browsers: list[str], world: str) -> Any:
     return stored
 
 
+def _step(channel: str, *, leave_out: str | None = None) -> dict[str, Any]:
+    return {
+        "browser": 0,
+        "type": "VIEW",
+        "channel": channel,
+        "pos": POINT_OF_SALE,
+        "item": "A",
+        "quantity": 1,
+        "leave_out": leave_out,
+        "extra": {},
+    }
+
+
+# Two sessions of a browser last active at one instant (written in either order), both timed out; an event naming
+# no channel joins one of them (closing it by TIMEOUT and opening its successor). Which one used to follow the
+# rows' physical order on PostgreSQL whenever it scanned the table (a CI flake; these examples failed every time
+# with index scans turned off): the tie is now broken by the sessions' keys (LATEST_ACTIVE_FIRST).
+TIE = [(0, [_step("WEB"), _step("MOBILE_WEB")]), (45, [_step("WEB", leave_out="channel")])]
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(program=programs)
+@example(program=TIE)
+@example(program=[(0, [_step("MOBILE_WEB"), _step("WEB")]), (0, [_step("WEB"), _step("MOBILE_WEB")]), *TIE[1:]])
+@example(program=[(0, [_step("MOBILE_WEB"), _step("WEB")]), (0, [_step("MOBILE_WEB"), _step("WEB")]), *TIE[1:]])
 async def test_grouped_events_store_exactly_what_one_by_one_ingest_stores(
     runtime: Runtime, clock: FrozenClock, program: Any
 ) -> None:

@@ -95,6 +95,16 @@ def set_expiry(row: Session | OpenSession, expires_at: datetime) -> None:
         row.sweep_at = expires_at
 
 
+# A browser's OPEN sessions, the one it was most recently active in first: the one an event naming neither channel
+# nor point of sale joins. Ties (one instant: a frozen clock, events of a batch) go to the most recently started,
+# then by (channel, point of sale), which is unique among a browser's OPEN sessions: never to the rows' physical
+# order, which differs with the order they were written in.
+LATEST_ACTIVE_FIRST = (
+    _SESSIONS.c.last_activity_at.desc(),
+    _SESSIONS.c.started_at.desc(),
+    _SESSIONS.c.channel,
+    _SESSIONS.c.point_of_sale,
+)
 # What an OpenSession holds, and the fields of it an event can change.
 OPEN_FIELDS = tuple(field.name for field in fields(OpenSession))
 _KEY_FIELDS = ("ref", "guest_ref", "browser_ref", "channel", "point_of_sale")
@@ -187,7 +197,7 @@ class SessionRepository:
         stmt = (
             select(Session)
             .where(Session.browser_ref == browser_ref, Session.status == OPEN)
-            .order_by(Session.last_activity_at.desc())
+            .order_by(*LATEST_ACTIVE_FIRST)
             .with_for_update()
         )
         return list((await self.session.execute(stmt)).scalars())
@@ -200,7 +210,7 @@ class SessionRepository:
         stmt = (
             select(Session)
             .where(Session.browser_ref == browser_ref, Session.status == OPEN)
-            .order_by(Session.last_activity_at.desc())
+            .order_by(*LATEST_ACTIVE_FIRST)
             .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -521,7 +531,7 @@ CONTEXT_SESSION_COLUMNS = (
 _CONTEXT_SESSION_SELECT = select(*(_SESSIONS.c[name] for name in CONTEXT_SESSION_COLUMNS))
 _CONTEXT_LATEST_OPEN = (
     _CONTEXT_SESSION_SELECT.where(_SESSIONS.c.browser_ref == bindparam("browser_ref"), _SESSIONS.c.status == OPEN)
-    .order_by(_SESSIONS.c.last_activity_at.desc())
+    .order_by(*LATEST_ACTIVE_FIRST)
     .limit(1)
 )
 _SQLITE_CONTEXT_LATEST_OPEN = SqliteRead(_CONTEXT_LATEST_OPEN)
