@@ -255,7 +255,7 @@ class GuestRepository:
         stmt = (
             select(Guest)
             .where(func.lower(Guest.email) == email.lower(), Guest.deleted_at.is_(None), Guest.guest_type != "retired")
-            .order_by(Guest.last_seen.desc(), Guest.created_at.desc())
+            .order_by(Guest.last_seen.desc(), Guest.created_at.desc(), Guest.ref)
             .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -291,14 +291,14 @@ class GuestRepository:
             stmt = select(Guest).where(
                 *live, (func.lower(Guest.first_name) == lowered) | (func.lower(Guest.last_name) == lowered)
             )
-        stmt = stmt.order_by(Guest.last_seen.desc(), Guest.created_at.desc()).limit(limit)
+        stmt = stmt.order_by(Guest.last_seen.desc(), Guest.created_at.desc(), Guest.ref).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
     async def recent(self, *, limit: int) -> list[Guest]:
         stmt = (
             select(Guest)
             .where(Guest.deleted_at.is_(None), Guest.guest_type != "retired")
-            .order_by(Guest.last_seen.desc(), Guest.created_at.desc())
+            .order_by(Guest.last_seen.desc(), Guest.created_at.desc(), Guest.ref)
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
