@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import _machine
 from _results import PREFIX, Result, parse, to_dict
 
 HERE = Path(__file__).resolve().parent
@@ -457,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{started.isoformat(timespec='seconds')}, {start_machine['cores']} cores, Python {start_machine['python']}, "
         f"load average {start_machine['load_average']}"
     )
+    # The machine's speed at what the absolute targets depend on (see _machine.py), written with the results.
+    start_machine["probe"] = _machine.probe(seconds=1.0 if args.quick else 10.0)
+    print(f"  {_machine.describe(start_machine['probe'])}", flush=True)
     outcomes: list[Outcome] = []
     for scenario in scenarios:
         outcome = run_scenario(scenario, quick=args.quick, timeout=timeout, pg_base=pg_base)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import _machine
 import pytest
 import run
 from _results import Result
@@ -151,11 +152,15 @@ def test_main_writes_the_json_and_exits_zero_unless_a_scenario_crashed(
         "emit([Result('demo-sqlite', 'p99', 30.0, 'ms', target=25, comparison='<=')])\n",
     )
     monkeypatch.setattr(run, "SCENARIOS", (_scenario("good.py"), _scenario("absent.py", "later-sqlite")))
+    probe = _machine.probe
+    monkeypatch.setattr(_machine, "probe", lambda **_: probe(seconds=0.05, directory=scripts, additions=10_000))
     out = scripts / "latest.json"
     assert run.main(["--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["quick"] is False
     assert data["machine"]["cores"] >= 1
+    assert data["machine"]["probe"]["fdatasync"]["syncs"] > 0
+    assert data["machine"]["probe"]["cpu_loop_10m_s"] > 0
     assert data["machine"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert [(s["id"], s["status"]) for s in data["scenarios"]] == [("demo-sqlite", "ok"), ("later-sqlite", "missing")]
     assert data["table"][0]["pass/miss"] == "MISS"
@@ -166,3 +171,19 @@ def test_main_writes_the_json_and_exits_zero_unless_a_scenario_crashed(
     _write(scripts, "good.py", "raise SystemExit(2)\n")
     assert run.main(["--json", str(out), "--quick"]) == 1
     assert json.loads(out.read_text())["crashed"] == ["demo-sqlite"]
+
+
+def test_the_machine_probe_times_real_syncs_and_counts_the_stalls(tmp_path: Path) -> None:
+    latencies = _machine.sync_latencies(0.1, tmp_path)
+    assert latencies and all(ms > 0 for ms in latencies)
+    assert list(tmp_path.iterdir()) == []  # its file is gone
+    profile = _machine.sync_profile([0.5] * 97 + [31.0, 45.0, 200.0], seconds=30)
+    assert profile == {
+        "syncs": 100,
+        "p50_ms": 0.5,
+        "p99_ms": 45.0,
+        "max_ms": 200.0,
+        "stalls_over_30ms_per_minute": 6.0,
+    }
+    line = _machine.describe({"cpu_loop_10m_s": 0.68, "fdatasync": {"dir": str(tmp_path), **profile}})
+    assert "0.68 s" in line and "max 200 ms" in line and "6 stalls over 30 ms a minute" in line
