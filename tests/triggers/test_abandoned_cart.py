@@ -265,7 +265,7 @@ async def test_suppressions_added_at_one_instant_page_through_each_once(
     assert (
         await client.post("/admin/v1/email-suppressions", json={"email": "z@example.com"}, auth=AUTH)
     ).status_code == 201
-    pages = []
+    pages: list[str] = []
     for offset in range(0, 6, 2):
         response = await client.get("/admin/v1/email-suppressions", params={"offset": offset, "limit": 2}, auth=AUTH)
         assert response.status_code == 200, response.text

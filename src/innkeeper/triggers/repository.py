@@ -118,7 +118,12 @@ class TriggerRepository:
         return await self.session.get(EmailSuppression, email.strip().lower())
 
     async def suppressions(self, *, offset: int, limit: int) -> list[EmailSuppression]:
-        stmt = select(EmailSuppression).order_by(EmailSuppression.created_at.desc(), EmailSuppression.email).offset(offset).limit(limit)
+        stmt = (
+            select(EmailSuppression)
+            .order_by(EmailSuppression.created_at.desc(), EmailSuppression.email)
+            .offset(offset)
+            .limit(limit)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def remove(self, row: EmailSuppression) -> None:
