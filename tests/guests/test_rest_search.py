@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from innkeeper.core.runtime import Runtime
+from innkeeper.guests import service as guests
 from tests.support.clock import FrozenClock
 
 Auth = tuple[str, str]
@@ -141,3 +143,22 @@ async def test_deleted_guests_are_not_listed(
     assert response.status_code == 200
     assert await search(client, admin_auth) == [people["visitor"], people["jane"]]
     assert await search(client, admin_auth, email="john@example.com") == []
+
+
+async def test_guests_alike_at_one_instant_come_in_ref_order_in_the_portal_search_and_lookups(
+    client: httpx.AsyncClient, admin_auth: Auth, runtime: Runtime
+) -> None:
+    """Guests seen and created at one instant (the frozen clock) tie on every column the portal's lists and the
+    personalization lookup by email sort by: the ref breaks the tie, so a list and a lookup answer the same
+    way every time, whatever order the rows were written in."""
+    refs = [
+        await create_guest(client, admin_auth, firstName="Sam", lastName="Alike", email="Shared@Example.com")
+        for _ in range(6)
+    ]
+    async with runtime.sessions() as session:
+        by_name = [guest.ref for guest in await guests.find_guests(session, "alike")]
+        by_email = [guest.ref for guest in await guests.find_guests(session, "shared@example.com")]
+        recent = [guest.ref for guest in await guests.find_guests(session, None)]
+        found = await guests.find_live_guest(session, email="SHARED@example.com")
+    assert by_name == by_email == recent == sorted(refs)
+    assert found is not None and found.ref == min(refs)

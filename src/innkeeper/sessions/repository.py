@@ -105,6 +105,7 @@ LATEST_ACTIVE_FIRST = (
     _SESSIONS.c.channel,
     _SESSIONS.c.point_of_sale,
 )
+
 # What an OpenSession holds, and the fields of it an event can change.
 OPEN_FIELDS = tuple(field.name for field in fields(OpenSession))
 _KEY_FIELDS = ("ref", "guest_ref", "browser_ref", "channel", "point_of_sale")
