@@ -119,6 +119,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def write_mb(pid: int) -> float:
+    """Megabytes a running process has sent to storage (``/proc/<pid>/io`` ``write_bytes``): on SQLite the
+    worker's WAL and checkpoints, a measure of the index pages an import dirties that CPU noise does not blur;
+    on PostgreSQL the server writes, not the worker."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1]) / 1e6
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
@@ -195,6 +205,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         elapsed = time.monotonic() - t0
         rss = max(rss, peak_rss_kb(worker.pid))
         cpu = cpu_seconds(worker.pid)
+        written = write_mb(worker.pid)
         worker.terminate()
         worker.wait(timeout=30)
         if spy is not None:
@@ -217,6 +228,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "records_per_second": round((status.get("recordsTotal") or 0) / elapsed, 1),
         "worker_cpu_seconds": round(cpu, 1),
         "worker_peak_rss_mb": round(rss / 1024, 1),
+        "worker_write_mb": round(written, 1),
     }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)

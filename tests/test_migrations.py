@@ -36,6 +36,34 @@ def test_migrations_0010_and_0011_go_down_and_up_again(db_url: str) -> None:
     migrations.check(db_url)
 
 
+def test_migration_0014_drops_the_plain_email_index_and_goes_down_again(db_url: str) -> None:
+    # 0014 keeps one index on guests.email: ix_guests_email_lower serves the exact lookups too.
+    sqlite = db_url.startswith("sqlite")
+    catalog = (
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'guests'"
+        if sqlite
+        else "SELECT indexname FROM pg_indexes WHERE tablename = 'guests'"
+    )
+
+    def email_indexes() -> set[str]:
+        engine = create_engine(db_url)
+
+        async def names() -> set[str]:
+            async with engine.connect() as connection:
+                rows = (await connection.execute(text(catalog))).scalars().all()
+            await engine.dispose()
+            return {name for name in rows if "email" in name}
+
+        return asyncio.run(names())
+
+    assert email_indexes() == {"ix_guests_email_lower"}
+    command.downgrade(migrations.alembic_config(db_url), "0013")
+    assert email_indexes() == {"ix_guests_email", "ix_guests_email_lower"}
+    migrations.upgrade(db_url)
+    assert email_indexes() == {"ix_guests_email_lower"}
+    migrations.check(db_url)
+
+
 def test_migration_0012_fills_sweep_at_from_the_expiry_and_goes_down_again(db_url: str) -> None:
     # 0012 adds sessions.sweep_at (the sweeper's index column) and fills it with each session's expires_at.
     expiry = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)

@@ -162,3 +162,26 @@ async def test_guests_alike_at_one_instant_come_in_ref_order_in_the_portal_searc
         found = await guests.find_live_guest(session, email="SHARED@example.com")
     assert by_name == by_email == recent == sorted(refs)
     assert found is not None and found.ref == min(refs)
+
+
+async def test_exact_email_lookups_walk_the_one_email_index(runtime: Runtime, db_kind: str) -> None:
+    """Since migration 0014 ix_guests_email_lower is the only index on email: the exact lookups (the search's
+    ``email.untouched``, the batch import's email fallback) lead with the case-insensitive match it serves."""
+    from sqlalchemy import select, text
+
+    from innkeeper.guests.models import Guest
+    from innkeeper.guests.repository import GuestBatchRepository, GuestQuery, GuestRepository
+
+    async with runtime.sessions() as session:
+        statements = [
+            GuestRepository(session)._search(select(Guest.ref), GuestQuery(email_exact="Jane.Doe@Example.com")),
+            GuestBatchRepository(session).batch_by_email_statement("jane.doe@example.com"),
+        ]
+        for stmt in statements:
+            sql = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+            if db_kind == "sqlite":
+                plan = " ".join(row[-1] for row in (await session.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all())
+            else:
+                await session.execute(text("SET LOCAL enable_seqscan = off"))  # a near-empty table: no seq scan
+                plan = " ".join(row[0] for row in (await session.execute(text(f"EXPLAIN {sql}"))).all())
+            assert "ix_guests_email_lower" in plan, plan

@@ -15,7 +15,9 @@ class Guest(Base):
     """A guest profile (data model 2.1)."""
 
     __tablename__ = "guests"
-    # Email lookups are case-insensitive (``lower(email) = lower(:value)``): the REST search, find by email.
+    # Email lookups are case-insensitive (``lower(email) = lower(:value)``): the REST search, find by email. The
+    # exact lookups (``email_exact``, the batch email fallback) add ``lower(email) = lower(:value)`` and use this
+    # index too: one index on email, not two (migration 0014).
     __table_args__ = (Index("ix_guests_email_lower", func.lower(text("email"))),)
 
     ref: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -30,7 +32,7 @@ class Guest(Base):
     last_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     gender: Mapped[str | None] = mapped_column(String(20), nullable=True)
     date_of_birth: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    email: Mapped[str | None] = mapped_column(String(320), nullable=True, index=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     emails: Mapped[list[str]] = mapped_column(JSONType, default=list)
     phone_numbers: Mapped[list[str]] = mapped_column(JSONType, default=list)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)

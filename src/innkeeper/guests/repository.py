@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
+    and_,
     bindparam,
     delete,
     exists,
@@ -89,6 +90,14 @@ _LIVE_BROWSERS_FOR_UPDATE = (
     .order_by(Browser.ref)
     .with_for_update()
 )
+
+
+def _email_exactly(email: str) -> ColumnElement[bool]:
+    """``email = :email``, led by the case-insensitive match ix_guests_email_lower serves (the only index on
+    email since migration 0014): the exact comparison then filters the few rows that index finds. It compares
+    ``coalesce(email, '')``, not the bare column: SQLite would otherwise propagate the constant into
+    ``lower(email)`` (``lower(:email) = :email``) and lose the index."""
+    return and_(func.lower(Guest.email) == email.lower(), func.coalesce(Guest.email, "") == email)
 
 
 class GuestRepository:
@@ -230,7 +239,7 @@ class GuestRepository:
             # Exactly the expression of ix_guests_email_lower.
             stmt = stmt.where(func.lower(Guest.email) == query.email.lower())
         if query.email_exact is not None:
-            stmt = stmt.where(Guest.email == query.email_exact)
+            stmt = stmt.where(_email_exactly(query.email_exact))
         if query.phone is not None:
             stmt = stmt.where(self._phone_matches(query.phone))
         if query.identifier is not None:
@@ -417,13 +426,16 @@ class GuestBatchRepository(GuestRepository):
 
     async def batch_by_email(self, email: str) -> list[Guest]:
         """The oldest live guests whose primary email is ``email`` (batch email fallback)."""
-        stmt = (
+        return list((await self.session.execute(self.batch_by_email_statement(email))).scalars())
+
+    @staticmethod
+    def batch_by_email_statement(email: str) -> Select[Guest]:
+        return (
             select(Guest)
-            .where(Guest.email == email, Guest.guest_type != "retired", Guest.deleted_at.is_(None))
+            .where(_email_exactly(email), Guest.guest_type != "retired", Guest.deleted_at.is_(None))
             .order_by(Guest.created_at, Guest.ref)
             .limit(20)
         )
-        return list((await self.session.execute(stmt)).scalars())
 
     async def batch_guests(self, refs: Iterable[str]) -> list[Guest]:
         """The guests with these refs (live or not), locked."""
