@@ -6,9 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, text
 
 from innkeeper.core.runtime import Runtime
 from innkeeper.guests import service as guests
+from innkeeper.guests.models import Guest
+from innkeeper.guests.repository import GuestQuery, GuestRepository, _email_exactly
 from tests.support.clock import FrozenClock
 
 Auth = tuple[str, str]
@@ -167,15 +170,14 @@ async def test_guests_alike_at_one_instant_come_in_ref_order_in_the_portal_searc
 async def test_exact_email_lookups_walk_the_one_email_index(runtime: Runtime, db_kind: str) -> None:
     """Since migration 0014 ix_guests_email_lower is the only index on email: the exact lookups (the search's
     ``email.untouched``, the batch import's email fallback) lead with the case-insensitive match it serves."""
-    from sqlalchemy import select, text
-
-    from innkeeper.guests.models import Guest
-    from innkeeper.guests.repository import GuestBatchRepository, GuestQuery, GuestRepository
-
     async with runtime.sessions() as session:
         statements = [
             GuestRepository(session)._search(select(Guest.ref), GuestQuery(email_exact="Jane.Doe@Example.com")),
-            GuestBatchRepository(session).batch_by_email_statement("jane.doe@example.com"),
+            # The batch fallback's statement: the exact match among live guests, oldest first.
+            select(Guest)
+            .where(_email_exactly("jane.doe@example.com"), Guest.guest_type != "retired", Guest.deleted_at.is_(None))
+            .order_by(Guest.created_at, Guest.ref)
+            .limit(20),
         ]
         for stmt in statements:
             sql = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})

@@ -174,6 +174,14 @@ async def test_later_events_without_channel_or_pos_inherit_the_open_session(
     assert (row.channel, row.point_of_sale, row.num_events, row.num_searches) == ("MOBILE_APP", POINT_OF_SALE, 2, 1)
 
 
+async def search(client: httpx.AsyncClient, browser_ref: str) -> None:
+    """A SEARCH naming neither channel nor point of sale."""
+    response = await client.post(
+        "/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": browser_ref}
+    )
+    assert response.status_code == 201, response.text
+
+
 async def test_an_event_without_channel_or_pos_joins_one_session_chosen_the_same_way_whatever_the_write_order(
     client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
 ) -> None:
@@ -189,7 +197,7 @@ async def test_an_event_without_channel_or_pos_joins_one_session_chosen_the_same
         for i in reversed(order):
             await send(client, ref, channel=keys[i][0], pos=keys[i][1])
     for ref in browsers:
-        await client.post("/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": ref})
+        await search(client, ref)
     for ref in browsers:
         joined = [(s.channel, s.point_of_sale) for s in await open_sessions(runtime, ref) if s.num_searches]
         assert joined == [("MOBILE_WEB", POINT_OF_SALE)]
@@ -207,10 +215,10 @@ async def test_an_event_without_channel_or_pos_joins_one_session_chosen_the_same
     clock.advance(seconds=1)
     await send(client, browsers[0], channel="MOBILE_APP")
     await send(client, browsers[0], channel="WEB", pos="other.example/de")
-    await client.post("/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": browsers[0]})
+    await search(client, browsers[0])
     clock.advance(seconds=1)
     await send(client, browsers[0], channel="WEB", pos="other.example/de")
-    await client.post("/v1.2/events", json={"client_key": CLIENT_KEY, "type": "SEARCH", "browser_id": browsers[0]})
+    await search(client, browsers[0])
     searches = {(s.channel, s.point_of_sale): s.num_searches for s in await open_sessions(runtime, browsers[0])}
     assert searches == {
         ("WEB", POINT_OF_SALE): 0,

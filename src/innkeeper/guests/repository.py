@@ -92,12 +92,17 @@ _LIVE_BROWSERS_FOR_UPDATE = (
 )
 
 
+def _email_matches(email: str) -> ColumnElement[bool]:
+    """The primary email equals ``email`` ignoring case: exactly the expression of ix_guests_email_lower, the only
+    index on email (migration 0014)."""
+    return func.lower(Guest.email) == email.lower()
+
+
 def _email_exactly(email: str) -> ColumnElement[bool]:
-    """``email = :email``, led by the case-insensitive match ix_guests_email_lower serves (the only index on
-    email since migration 0014): the exact comparison then filters the few rows that index finds. It compares
-    ``coalesce(email, '')``, not the bare column: SQLite would otherwise propagate the constant into
-    ``lower(email)`` (``lower(:email) = :email``) and lose the index."""
-    return and_(func.lower(Guest.email) == email.lower(), func.coalesce(Guest.email, "") == email)
+    """``email = :email``, led by :func:`_email_matches` so that the index serves it: the exact comparison then
+    filters the few rows the index finds. It compares ``coalesce(email, '')``, not the bare column: SQLite would
+    otherwise propagate the constant into ``lower(email)`` (``lower(:email) = :email``) and lose the index."""
+    return and_(_email_matches(email), func.coalesce(Guest.email, "") == email)
 
 
 class GuestRepository:
@@ -236,8 +241,7 @@ class GuestRepository:
             if value is not None:
                 stmt = stmt.where(func.lower(column) == value.lower())
         if query.email is not None:
-            # Exactly the expression of ix_guests_email_lower.
-            stmt = stmt.where(func.lower(Guest.email) == query.email.lower())
+            stmt = stmt.where(_email_matches(query.email))
         if query.email_exact is not None:
             stmt = stmt.where(_email_exactly(query.email_exact))
         if query.phone is not None:
@@ -263,7 +267,7 @@ class GuestRepository:
         """The most recently seen live guest having ``email`` (case-insensitive) as primary email."""
         stmt = (
             select(Guest)
-            .where(func.lower(Guest.email) == email.lower(), Guest.deleted_at.is_(None), Guest.guest_type != "retired")
+            .where(_email_matches(email), Guest.deleted_at.is_(None), Guest.guest_type != "retired")
             .order_by(Guest.last_seen.desc(), Guest.created_at.desc(), Guest.ref)
             .limit(1)
         )
@@ -294,7 +298,7 @@ class GuestRepository:
             by_browser = select(Browser.guest_ref).where(Browser.ref == value)
             stmt = select(Guest).where(*live, (Guest.ref == value) | Guest.ref.in_(by_browser))
         elif "@" in value:
-            stmt = select(Guest).where(*live, func.lower(Guest.email) == value.lower())
+            stmt = select(Guest).where(*live, _email_matches(value))
         else:
             lowered = value.lower()
             stmt = select(Guest).where(
@@ -426,16 +430,13 @@ class GuestBatchRepository(GuestRepository):
 
     async def batch_by_email(self, email: str) -> list[Guest]:
         """The oldest live guests whose primary email is ``email`` (batch email fallback)."""
-        return list((await self.session.execute(self.batch_by_email_statement(email))).scalars())
-
-    @staticmethod
-    def batch_by_email_statement(email: str) -> Select[Guest]:
-        return (
+        stmt = (
             select(Guest)
             .where(_email_exactly(email), Guest.guest_type != "retired", Guest.deleted_at.is_(None))
             .order_by(Guest.created_at, Guest.ref)
             .limit(20)
         )
+        return list((await self.session.execute(stmt)).scalars())
 
     async def batch_guests(self, refs: Iterable[str]) -> list[Guest]:
         """The guests with these refs (live or not), locked."""

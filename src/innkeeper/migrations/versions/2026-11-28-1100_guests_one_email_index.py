@@ -17,7 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # The two exact lookups by email (the REST search's email_exact, the batch import's email fallback) now say
-    # `lower(email) = lower(:email) AND email = :email` and walk ix_guests_email_lower like every other email
+    # `lower(email) = lower(:email) AND coalesce(email, '') = :email` and walk ix_guests_email_lower like every email
     # lookup; the plain index only cost its upkeep on every guest written (a random page of it per imported guest).
     with op.batch_alter_table("guests", schema=None) as batch_op:
         batch_op.drop_index("ix_guests_email")
